@@ -1,0 +1,266 @@
+"""Typed experiment config: YAML file + dotted ``key=value`` overrides -> validated ``Config``.
+
+Only builders, the LightningModule and the entry points read this; components take flat arguments.
+Unknown keys and badly typed values are all reported at once, before any model is built.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A user's config is wrong; the message lists every problem and what is allowed."""
+
+
+@dataclass
+class SyntheticConfig:
+    """Size of the embedded synthetic story dataset (written in the LeBel layout on first use)."""
+
+    participants: int = 4
+    stories: int = 6
+    story_seconds: float = 150.0
+    targets: list[int] = field(default_factory=lambda: [40, 48, 56, 36])
+    noise: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    format: str = "synthetic"  # lebel | algonauts | bids | manifest | synthetic
+    root: str = "data/demo_stories"
+    participants: Optional[list[str]] = None  # None: every participant found under root
+    heldout_participants: list[str] = field(default_factory=list)
+    test_runs: Optional[list[str]] = None  # None: the format's conventional test run(s)
+    val_runs: Optional[list[str]] = None  # None: the format's default, else one training run
+    sample_rate: int = 16000  # Hz the backbone expects; audio is resampled to it
+    segment_trs: int = 16  # K consecutive TRs per training example
+    context_s: float = 8.0  # audio before a segment's first pooling window, for the backbone's context
+    zscore: bool = True  # z-score every target within each run
+    batch_size: int = 4  # segments per optimizer step and device
+    num_workers: int = 0
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class PoolingConfig:
+    """Frames -> one vector per TR. TR at time t pools windows ``[t - lag - (k+1)·window, t - lag - k·window]``."""
+
+    window_s: float = 2.0
+    lag_s: float = 0.0
+    n_windows: int = 5  # k = 0..n_windows-1; 5 × 2 s covers the 10 s the reference recipe uses
+    combine: str = "concat"  # concat (FIR-like, keeps the delay) | mean
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 8
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] = field(
+        default_factory=lambda: ["attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.out_proj"]
+    )
+
+
+@dataclass
+class BackboneConfig:
+    arch: str = "wav2vec2"  # registry key, see braintune.backbones.BACKBONES
+    name: Optional[str] = None  # hub name or local directory; None: build from `config` (tests, demo)
+    config: dict[str, Any] = field(default_factory=dict)  # HF config fields when `name` is None
+    layer: int = -1  # hidden state fed to the heads (0 = embeddings, -1 = last)
+    finetune: str = "lora"  # full | lora | frozen
+    freeze_feature_encoder: bool = True
+    gradient_checkpointing: bool = False
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class HeadConfig:
+    kind: str = "per_participant"  # per_participant | shared | low_rank
+    rank: int = 256  # width of the shared trunk for low_rank
+    dropout: float = 0.0
+
+
+@dataclass
+class LossConfig:
+    name: str = "mse"  # mse | pearson | mix
+    pearson_weight: float = 0.5  # weight of (1 - r) in `mix`; MSE gets 1 - pearson_weight
+
+
+@dataclass
+class OptimConfig:
+    backbone_lr: float = 1e-4
+    head_lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1  # of the real number of optimizer steps
+    schedule: str = "linear"  # linear | cosine | constant (after warm-up)
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 30
+    accelerator: str = "auto"
+    devices: Any = 1  # int or "auto"; >1 launches DDP
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp | fsdp
+    precision: str = "32-true"  # bf16-mixed on GPUs
+    accumulate_grad_batches: int = 1
+    seed: int = 122
+    log_every_n_steps: int = 10
+    limit_train_batches: Optional[float] = None
+    progress_bar: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    kind: str = "csv"  # csv | wandb | tensorboard
+    project: str = "braintune"
+    run_name: Optional[str] = None
+
+
+@dataclass
+class AlignmentConfig:
+    """Ridge encoding model measuring brain alignment of backbone features (evaluate.py alignment)."""
+
+    layers: Optional[list[int]] = None  # None: every hidden state
+    delays: list[int] = field(default_factory=lambda: [1, 2, 3, 4])  # FIR delays in TRs
+    alphas: list[float] = field(default_factory=lambda: [float(10**e) for e in range(0, 7)])
+    cv: str = "leave_runs_out"  # leave_runs_out | bootstrap
+    chunk_s: float = 60.0  # audio encoded per forward pass when extracting features
+    window_s: Optional[float] = None  # feature window per TR; None: the run's TR
+
+
+@dataclass
+class Config:
+    out_dir: str = "runs/demo"
+    checkpoint: Optional[str] = None  # evaluate.py: a braintune checkpoint to measure
+    init_from: Optional[str] = None  # train.py: start from this braintune checkpoint's weights
+    resume: bool = True  # train.py: continue from out_dir/checkpoints/last.ckpt when it exists
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    pooling: PoolingConfig = field(default_factory=PoolingConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+
+
+CHOICES = {
+    "data.format": ("lebel", "algonauts", "bids", "manifest", "synthetic"),
+    "pooling.combine": ("concat", "mean"),
+    "backbone.finetune": ("full", "lora", "frozen"),
+    "head.kind": ("per_participant", "shared", "low_rank"),
+    "loss.name": ("mse", "pearson", "mix"),
+    "optim.schedule": ("linear", "cosine", "constant"),
+    "trainer.strategy": ("auto", "ddp", "fsdp"),
+    "logger.kind": ("csv", "wandb", "tensorboard"),
+    "alignment.cv": ("leave_runs_out", "bootstrap"),
+}
+
+
+def _unknown_keys(schema: type, given: Any, prefix: str = "") -> list[str]:
+    """Dotted names in `given` that the dataclass `schema` does not define."""
+    if not isinstance(given, dict):
+        return []
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    problems = []
+    for key, value in given.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            allowed = ", ".join(sorted(fields))
+            problems.append(f"unknown key '{name}' (allowed under '{prefix.rstrip('.') or 'top level'}': {allowed})")
+            continue
+        sub_type = typing.get_type_hints(schema)[key]
+        if dataclasses.is_dataclass(sub_type):
+            problems += _unknown_keys(sub_type, value, prefix=f"{name}.")
+    return problems
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' is not of the form key=value (e.g. trainer.max_epochs=3)")
+    key, raw = item.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw != "" else None
+
+
+def _nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _check_choices(cfg: Config) -> list[str]:
+    problems = []
+    for dotted, allowed in CHOICES.items():
+        value = OmegaConf.select(OmegaConf.structured(cfg), dotted)
+        if value not in allowed:
+            problems.append(f"'{dotted}' is '{value}'; allowed: {', '.join(allowed)}")
+    heldout = set(cfg.data.heldout_participants)
+    if cfg.data.participants is not None and heldout & set(cfg.data.participants):
+        problems.append(
+            f"participants {sorted(heldout & set(cfg.data.participants))} are both in 'data.participants' "
+            "and 'data.heldout_participants'; a held-out participant must not be tuned on"
+        )
+    if cfg.data.segment_trs < 1:
+        problems.append(f"'data.segment_trs' is {cfg.data.segment_trs}; it must be at least 1")
+    return problems
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read `path` (YAML), apply dotted `overrides`, validate, and return a typed ``Config``.
+
+    Raises ``ConfigError`` listing every unknown key, bad value and bad choice at once.
+    """
+    given: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist; the shipped configs are in configs/")
+        given = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"config file '{path}' must hold a mapping of keys, not {type(given).__name__}")
+    dotted = dict(_parse_override(o) for o in overrides or [])
+    problems = _unknown_keys(Config, given) + _unknown_keys(Config, _nest(dotted))
+    if problems:
+        raise ConfigError("config problems:\n  - " + "\n  - ".join(problems))
+
+    base = OmegaConf.structured(Config)
+    for source_name, layer in [(str(path), given)] + [(f"override {k}", _nest({k: v})) for k, v in dotted.items()]:
+        try:
+            base = OmegaConf.merge(base, layer)
+        except OmegaConfBaseException as err:
+            problems.append(f"{source_name}: {str(err).splitlines()[0]}")
+    if problems:
+        raise ConfigError("config problems:\n  - " + "\n  - ".join(problems))
+    cfg: Config = OmegaConf.to_object(base)  # type: ignore[assignment]
+    problems = _check_choices(cfg)
+    if problems:
+        raise ConfigError("config problems:\n  - " + "\n  - ".join(problems))
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML; `load_config(path)` rebuilds the same run."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return path

@@ -1,0 +1,56 @@
+"""Seconds -> sample / frame / TR indices, and the per-TR pooling windows, for every stage.
+
+Convention: element ``i`` of a signal sampled at ``rate`` Hz whose element 0 starts at ``start`` seconds
+covers ``[start + i / rate, start + (i + 1) / rate)``. Every conversion in braintune goes through
+``time_to_index`` / ``window_to_slice`` so that audio samples, backbone frames and TRs agree.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+_EPS = 1e-6  # seconds are float; this absorbs representation error, e.g. 0.1 * 3 != 0.3
+
+
+def time_to_index(t: float | np.ndarray, rate: float, start: float = 0.0) -> int | np.ndarray:
+    """Index of the element that contains time ``t`` (seconds), ``floor((t - start) * rate)``."""
+    idx = np.floor((np.asarray(t, dtype=np.float64) - start) * rate + _EPS).astype(np.int64)
+    return int(idx) if idx.ndim == 0 else idx
+
+
+def window_to_slice(t0: float, t1: float, rate: float, start: float = 0.0) -> tuple[int, int]:
+    """Indices ``[i0, i1)`` of the elements overlapping the window ``[t0, t1)`` (seconds)."""
+    i0 = int(math.floor((t0 - start) * rate + _EPS))
+    i1 = int(math.ceil((t1 - start) * rate - _EPS))
+    return i0, max(i1, i0)
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    """The TR clock of one run: row ``j`` of its responses was acquired at stimulus time ``first_tr_s + j * tr``."""
+
+    tr: float
+    n_trs: int
+    first_tr_s: float = 0.0
+
+    def times(self) -> np.ndarray:
+        """(n_trs,) stimulus time in seconds of every kept TR."""
+        return self.first_tr_s + np.arange(self.n_trs) * self.tr
+
+
+def tr_windows(tr_times: np.ndarray, window_s: float, lag_s: float, n_windows: int) -> np.ndarray:
+    """Input windows of each TR: ``[t - lag - (k+1)·window, t - lag - k·window]`` for k = 0..n_windows-1.
+
+    Parameters
+    ----------
+    tr_times : (..., K) stimulus times in seconds.
+
+    Returns
+    -------
+    (..., K, n_windows, 2) start and end seconds; k = 0 is the most recent window.
+    """
+    k = np.arange(n_windows)
+    ends = tr_times[..., None] - lag_s - k * window_s  # (..., K, W)
+    return np.stack([ends - window_s, ends], axis=-1)
