@@ -130,10 +130,11 @@ class LoggerConfig:
 class AlignmentConfig:
     """Ridge encoding model measuring brain alignment of backbone features (evaluate.py alignment)."""
 
+    after_training: bool = True  # train.py measures alignment before and after tuning on the test runs
     layers: Optional[list[int]] = None  # None: every hidden state
     delays: list[int] = field(default_factory=lambda: [1, 2, 3, 4])  # FIR delays in TRs
-    alphas: list[float] = field(default_factory=lambda: [float(10**e) for e in range(0, 7)])
-    cv: str = "leave_runs_out"  # leave_runs_out | bootstrap
+    alphas: Optional[list[float]] = None  # None: logspace(1, 4, 15) in Huth units (penalty alpha^2)
+    cv: str = "leave_runs_out"  # leave_runs_out | bootstrap (Huth-lab chunked bootstrap)
     chunk_s: float = 60.0  # audio encoded per forward pass when extracting features
     window_s: Optional[float] = None  # feature window per TR; None: the run's TR
 
@@ -264,3 +265,11 @@ def save_config(cfg: Config, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return path
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    """A ``Config`` from a plain dict (e.g. one saved in a checkpoint), validated like a YAML file."""
+    problems = _unknown_keys(Config, values)
+    if problems:
+        raise ConfigError("config problems:\n  - " + "\n  - ".join(problems))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), values))  # type: ignore[return-value]

@@ -34,6 +34,7 @@ class WaveformBackbone(nn.Module):
     def __init__(self, model: nn.Module, normalize: bool = True, sample_rate: int = 16000):
         super().__init__()
         self.model = model
+        model.config.layerdrop = 0.0  # dropped layers would shift hidden-state indices between steps
         self.normalize = normalize
         self.sample_rate = sample_rate
         cfg = model.config

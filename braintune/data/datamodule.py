@@ -1,0 +1,86 @@
+"""Config -> the study, the participant and run splits, and Lightning dataloaders of segments.
+
+Splits are by run (story / episode), never by TR; held-out participants never reach training.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from .dataset import SegmentDataset, collate_segments
+from .formats import open_study
+from .responses import Responses, prepare_responses
+from .study import DataError, Study
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Splits:
+    participants: list[str]  # tuned on
+    heldout: list[str]  # never tuned on; used to measure generalisation
+    train_runs: list[str]
+    val_runs: list[str]
+    test_runs: list[str]
+
+
+def make_splits(study: Study, data_cfg) -> Splits:
+    """Resolve participants and runs from the config and the study's conventions; refuse unknown names."""
+    heldout = list(data_cfg.heldout_participants)
+    participants = list(data_cfg.participants) if data_cfg.participants is not None else [p for p in study.participants if p not in heldout]
+    test = list(data_cfg.test_runs) if data_cfg.test_runs is not None else list(study.default_test_runs)
+    study.check_names(participants + heldout, test + list(data_cfg.val_runs or []))
+    if not test:
+        raise DataError(f"no test run: the {study.format} layout under '{study.root}' has no conventional test run; set data.test_runs")
+    if not participants:
+        raise DataError(f"no participant left to tune on under '{study.root}' after removing held-out {heldout}")
+    heard = sorted({r for p in participants for r in study.runs_of(p)} - set(test))
+    if data_cfg.val_runs is not None:
+        val = list(data_cfg.val_runs)
+    else:
+        val = [r for r in study.default_val_runs if r in heard] or heard[:1]
+    train = [r for r in heard if r not in val]
+    if not train:
+        raise DataError(f"no training run left under '{study.root}' after test {test} and validation {val}; add runs or set data.val_runs")
+    overlap = set(val) & set(test)
+    if overlap:
+        raise DataError(f"runs {sorted(overlap)} are both validation and test runs; a run belongs to one split")
+    return Splits(participants, heldout, train, val, test)
+
+
+class SegmentDataModule(L.LightningDataModule):
+    """Training and validation segments of the tuned participants."""
+
+    def __init__(self, study: Study, splits: Splits, responses: Responses, segment_trs: int, span, context_s: float,
+                 sample_rate: int, batch_size: int, num_workers: int = 0):
+        super().__init__()
+        self.study, self.splits, self.responses = study, splits, responses
+        self.kw = dict(participants=splits.participants, segment_trs=segment_trs, span=span, context_s=context_s, sample_rate=sample_rate)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.collate = partial(collate_segments, participants=splits.participants, n_targets=responses.n_targets)
+
+    def _dataset(self, runs: list[str]) -> SegmentDataset:
+        return SegmentDataset({r: self.study.runs[r] for r in runs}, self.responses.data, **self.kw)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self._dataset(self.splits.train_runs), batch_size=self.batch_size, shuffle=True,
+                          collate_fn=self.collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self._dataset(self.splits.val_runs), batch_size=self.batch_size, shuffle=False,
+                          collate_fn=self.collate, num_workers=self.num_workers)
+
+
+def build_datamodule(cfg, span) -> SegmentDataModule:
+    """Open the dataset named by ``cfg.data``, split it, load and prepare the tuned participants' responses."""
+    study = open_study(cfg.data)
+    splits = make_splits(study, cfg.data)
+    responses = prepare_responses(study, splits.participants, splits.train_runs + splits.val_runs, cfg.data.zscore)
+    log.info("participants %s (held out %s); %d train, %d val, %d test runs",
+             splits.participants, splits.heldout, len(splits.train_runs), len(splits.val_runs), len(splits.test_runs))
+    d = cfg.data
+    return SegmentDataModule(study, splits, responses, d.segment_trs, span, d.context_s, d.sample_rate, d.batch_size, d.num_workers)

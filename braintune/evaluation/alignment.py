@@ -1,0 +1,95 @@
+"""Per-run layer features + a study's responses -> brain alignment: ridge encoding model per participant
+and layer, fitted on the training runs and scored (Pearson r per target) on the test runs.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..data.responses import prepare_responses, zscore
+from ..data.study import DataError, Study
+from .ceiling import noise_ceiling
+from .encoding import RidgeEncoder
+
+log = logging.getLogger(__name__)
+
+
+def _stack(feats: dict[str, np.ndarray], layer_pos: int, responses: dict, participant: str, runs: list[str]):
+    X = np.concatenate([zscore(feats[r][layer_pos]) for r in runs])
+    Y = np.concatenate([responses[(participant, r)] for r in runs])
+    groups = np.concatenate([np.full(feats[r].shape[1], i) for i, r in enumerate(runs)])
+    return X, Y, groups
+
+
+def participant_alignment(study: Study, participant: str, feats: dict[str, np.ndarray], layers: list[int],
+                          test_runs: list[str], encoder_params: dict) -> dict:
+    """Fit on every non-test run of ``participant``; r per target on its test runs, for each layer.
+
+    Returns {"r": {layer: (n_targets,)}, "n_targets", "train_runs", "test_runs", "ceiling": (n_targets,) | None}.
+    """
+    runs = study.runs_of(participant)
+    test = [r for r in test_runs if r in runs]
+    train = [r for r in runs if r not in test_runs]
+    if not test:
+        raise DataError(f"participant '{participant}' has none of the test runs {test_runs}; set data.test_runs")
+    if len(train) < 2:
+        raise DataError(f"participant '{participant}' has {len(train)} training run(s); the encoding model needs at least 2")
+    resp = prepare_responses(study, [participant], train + test)
+    out = {"r": {}, "n_targets": int(resp.n_targets[participant]), "train_runs": train, "test_runs": test,
+           "excluded": resp.excluded[participant]}
+    for pos, layer in enumerate(layers):
+        X, Y, g = _stack(feats, pos, resp.data, participant, train)
+        Xt, Yt, gt = _stack(feats, pos, resp.data, participant, test)
+        enc = RidgeEncoder(**encoder_params).fit(X, Y, groups=g)
+        out["r"][layer] = enc.score(Xt, Yt, groups=gt)
+    repeats = study.sources[(participant, test[0])].read_repeats()
+    out["ceiling"] = noise_ceiling(repeats[:, :, resp.kept[participant]]) if repeats is not None else None
+    return out
+
+
+def summarize(results: dict[str, dict], headline_layer: int) -> dict:
+    """Per-participant results -> the JSON summary: mean r at the headline layer, per participant, per layer."""
+    participants = {}
+    for p, res in results.items():
+        entry = {"mean_r": float(np.mean(res["r"][headline_layer])), "n_targets": res["n_targets"],
+                 "layers": {str(l): float(np.mean(r)) for l, r in res["r"].items()}, "excluded_targets": res["excluded"]}
+        if res["ceiling"] is not None:
+            entry["mean_ceiling"] = float(np.nanmean(res["ceiling"]))
+        participants[p] = entry
+    layers = sorted(next(iter(results.values()))["r"]) if results else []
+    return {
+        "mean_r": float(np.mean([e["mean_r"] for e in participants.values()])) if participants else float("nan"),
+        "layer": headline_layer,
+        "participants": participants,
+        "layers": {str(l): float(np.mean([results[p]["r"][l].mean() for p in results])) for l in layers},
+    }
+
+
+def arrays_for_npz(results: dict[str, dict]) -> dict[str, np.ndarray]:
+    """Per-target arrays, keyed ``{participant}/layer{l}`` (and ``{participant}/ceiling``), for ``np.savez``."""
+    arrays = {}
+    for p, res in results.items():
+        for l, r in res["r"].items():
+            arrays[f"{p}/layer{l}"] = r
+        if res["ceiling"] is not None:
+            arrays[f"{p}/ceiling"] = res["ceiling"]
+    return arrays
+
+
+def measure_alignment(backbone, study: Study, participants: list[str], test_runs: list[str], cfg, headline_layer: int,
+                      device="cpu") -> tuple[dict, dict[str, np.ndarray]]:
+    """Features of every run the participants heard, then ``participant_alignment`` for each -> (summary, arrays)."""
+    from .features import study_features
+
+    a = cfg.alignment
+    layers = list(a.layers) if a.layers is not None else list(range(backbone.num_layers))
+    if headline_layer not in layers:
+        layers.append(headline_layer)
+    runs = {r: study.runs[r] for p in participants for r in study.runs_of(p)}
+    feats = study_features(backbone, runs, layers, a.window_s, a.chunk_s, cfg.data.context_s, cfg.data.sample_rate, device)
+    params = {"delays": tuple(a.delays), "cv": a.cv}
+    if a.alphas is not None:
+        params["alphas"] = np.asarray(a.alphas, dtype=float)
+    results = {p: participant_alignment(study, p, feats, layers, test_runs, params) for p in participants}
+    return summarize(results, headline_layer), arrays_for_npz(results)

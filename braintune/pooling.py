@@ -1,0 +1,48 @@
+"""Backbone frames (B, T, D) -> one vector per TR (B, K, F), by averaging frames inside each TR's windows.
+
+A TR at stimulus time t pools the windows ``[t - lag - (k+1)·w, t - lag - k·w]``, k = 0..n_windows-1
+(``braintune.data.timing.tr_windows``). ``combine="concat"`` keeps one block per window, so the head can
+weigh delays as an FIR model does (F = n_windows·D); ``"mean"`` averages them (F = D), as the reference
+recipe's mean over its 10 s window does.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.timing import tr_windows, window_to_slice
+
+
+class TRPooling(nn.Module):
+    def __init__(self, window_s: float, lag_s: float, n_windows: int, combine: str = "concat"):
+        super().__init__()
+        self.window_s, self.lag_s, self.n_windows, self.combine = window_s, lag_s, n_windows, combine
+
+    def out_features(self, hidden_size: int) -> int:
+        return hidden_size * (self.n_windows if self.combine == "concat" else 1)
+
+    def span(self, first_tr_s: float, last_tr_s: float) -> tuple[float, float]:
+        """Stimulus seconds ``[start, end)`` that the windows of TRs from ``first_tr_s`` to ``last_tr_s`` cover."""
+        return first_tr_s - self.lag_s - self.n_windows * self.window_s, last_tr_s - self.lag_s
+
+    def weights(self, tr_times: np.ndarray, frame_start_s: np.ndarray, frame_rate: float, n_frames: int) -> torch.Tensor:
+        """(B, K, W, T) averaging weights; rows of TRs whose windows hold no frame are all zero.
+
+        ``tr_times`` (B, K) seconds; ``frame_start_s`` (B,) stimulus time at which frame 0 starts.
+        """
+        win = tr_windows(tr_times, self.window_s, self.lag_s, self.n_windows)  # (B, K, W, 2)
+        out = np.zeros((*win.shape[:3], n_frames), np.float32)
+        for b, k, w in np.ndindex(*win.shape[:3]):
+            i0, i1 = window_to_slice(win[b, k, w, 0], win[b, k, w, 1], frame_rate, start=frame_start_s[b])
+            i0, i1 = max(i0, 0), min(i1, n_frames)
+            if i1 > i0:
+                out[b, k, w, i0:i1] = 1.0 / (i1 - i0)
+        return torch.from_numpy(out)
+
+    def forward(self, hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """hidden (B, T, D), weights (B, K, W, T) -> (B, K, F)."""
+        pooled = torch.einsum("bkwt,btd->bkwd", weights.to(hidden.dtype), hidden)  # (B, K, W, D)
+        if self.combine == "mean":
+            return pooled.mean(dim=2)
+        return pooled.flatten(2)  # (B, K, W·D)

@@ -1,0 +1,105 @@
+"""Segment batches -> brain-tuning loss: backbone -> TR pooling -> participant heads, in one LightningModule.
+
+The module is rebuilt from ``hparams`` (the resolved config dict and the target count of every
+participant), so a checkpoint alone is enough to evaluate, resume or fine-tune it.
+"""
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics.regression import PearsonCorrCoef
+
+from ..backbones import build_backbone, resolve_layer
+from ..config import from_dict
+from ..heads import ParticipantHeads
+from ..losses import build_loss
+from ..pooling import TRPooling
+
+
+class BrainTuner(L.LightningModule):
+    def __init__(self, config: dict, n_targets: dict[str, int]):
+        super().__init__()
+        self.save_hyperparameters()
+        cfg = from_dict(config)
+        self.optim_cfg = cfg.optim
+        self.backbone = build_backbone(cfg.backbone)
+        self.layer = resolve_layer(self.backbone, cfg.backbone.layer)
+        p = cfg.pooling
+        self.pooling = TRPooling(p.window_s, p.lag_s, p.n_windows, p.combine)
+        h = cfg.head
+        self.heads = ParticipantHeads(self.pooling.out_features(self.backbone.hidden_size), dict(n_targets), h.kind, h.rank, h.dropout)
+        self.loss_fn = build_loss(cfg.loss.name, cfg.loss.pearson_weight)
+        self.val_r = nn.ModuleDict({p: PearsonCorrCoef(num_outputs=n) for p, n in n_targets.items()})
+
+    def features(self, batch: dict) -> torch.Tensor:
+        """Batch -> pooled features (B, K, F) of the tuned layer."""
+        hidden = self.backbone(batch["audio"], [self.layer])[:, 0]  # (B, T, D)
+        w = self.pooling.weights(batch["tr_times"], batch["audio_start_s"], self.backbone.frame_rate, hidden.shape[1])
+        return self.pooling(hidden, w.to(hidden.device))  # (B, K, F)
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Batch -> {participant: (B, K, n_p)} for the participants present in the batch."""
+        present = [p for p, m in batch["present"].items() if bool(m.any()) and p in self.heads.maps]
+        return self.heads(self.features(batch), present)
+
+    def _rows(self, batch: dict, participant: str) -> torch.Tensor:
+        return batch["present"][participant][:, None] & batch["tr_mask"]  # (B, K)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        preds = self(batch)
+        losses = [self.loss_fn(pred[self._rows(batch, p)], batch["targets"][p][self._rows(batch, p)]) for p, pred in preds.items()]
+        loss = torch.stack(losses).mean()
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["audio"]), sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        preds = self(batch)
+        losses = []
+        for p, pred in preds.items():
+            rows = self._rows(batch, p)
+            y_hat, y = pred[rows].float(), batch["targets"][p][rows]
+            self.val_r[p].update(y_hat, y)
+            losses.append(self.loss_fn(y_hat, y))
+        self.log("val/loss", torch.stack(losses).mean(), batch_size=len(batch["audio"]), sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        rs = []
+        for p, metric in self.val_r.items():
+            if not metric.update_called:
+                continue
+            r = torch.nan_to_num(metric.compute(), nan=0.0).mean()
+            self.log(f"val/pearson/{p}", r, sync_dist=True)
+            rs.append(r)
+            metric.reset()
+        if rs:
+            self.log("val/pearson", torch.stack(rs).mean(), prog_bar=True, sync_dist=True)
+
+    def configure_optimizers(self):
+        o = self.optim_cfg
+        groups = [
+            {"params": [q for q in self.backbone.parameters() if q.requires_grad], "lr": o.backbone_lr},
+            {"params": [q for q in self.heads.parameters() if q.requires_grad], "lr": o.head_lr},
+        ]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=o.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)  # real optimizer steps, not stories
+        schedule = lr_lambda(total, o.warmup_fraction, o.schedule)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def lr_lambda(total_steps: int, warmup_fraction: float, schedule: str):
+    """Multiplier of the base LR at each optimizer step: linear warm-up, then linear / cosine decay or constant."""
+    warmup = int(round(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = min((step - warmup) / max(total_steps - warmup, 1), 1.0)
+        return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
