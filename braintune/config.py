@@ -102,6 +102,9 @@ class OptimConfig:
     warmup_fraction: float = 0.1  # of the real number of optimizer steps
     schedule: str = "linear"  # linear | cosine | constant (after warm-up)
     grad_clip: float = 1.0
+    # all: backbone + every head; heads: heads only (backbone frozen); new_heads: only the heads of
+    # participants that the `init_from` checkpoint lacks (add a new participant to a tuned model)
+    train_only: str = "all"
 
 
 @dataclass
@@ -163,6 +166,7 @@ CHOICES = {
     "head.kind": ("per_participant", "shared", "low_rank"),
     "loss.name": ("mse", "pearson", "mix"),
     "optim.schedule": ("linear", "cosine", "constant"),
+    "optim.train_only": ("all", "heads", "new_heads"),
     "trainer.strategy": ("auto", "ddp", "fsdp"),
     "logger.kind": ("csv", "wandb", "tensorboard"),
     "alignment.cv": ("leave_runs_out", "bootstrap"),
