@@ -34,7 +34,7 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    format: str = "synthetic"  # lebel | algonauts | bids | manifest | synthetic
+    format: str = "synthetic"  # lebel | algonauts | bids | manifest | synthetic | synthetic_friends
     root: str = "data/demo_stories"
     participants: Optional[list[str]] = None  # None: every participant found under root
     heldout_participants: list[str] = field(default_factory=list)
@@ -46,7 +46,19 @@ class DataConfig:
     zscore: bool = True  # z-score every target within each run
     batch_size: int = 4  # segments per optimizer step and device
     num_workers: int = 0
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    # Format options and target selection (see braintune/data/formats/*, braintune/data/targets.py)
+    task: Optional[str] = None  # bids: keep only files of this BIDS task (task-<name>); None: every task
+    mask: Optional[str] = None  # bids volumes: brain-mask NIfTI (nonzero = keep); targets are the masked voxels
+    atlas: Optional[str] = None  # bids volumes: parcellation NIfTI (integer ids); targets are parcel means
+    labels: Optional[str] = None  # TSV/text of "id<TAB>name" per parcel/target; None: the layout's own (algonauts atlas/*.tsv)
+    regions: Optional[list[Any]] = None  # keep only targets whose label name contains one of these, or whose id is listed (e.g. [STS])
+    ceiling_threshold: Optional[float] = None  # keep only targets whose repeat-based noise ceiling exceeds this (needs repeats)
+    cache_dir: Optional[str] = None  # memory-mapped cache of decoded audio and responses; None: decode every epoch
+    # Inputs of video and text backbones (arch av / text); see docs/backbones.md
+    video_fps: float = 8.0  # frames per second sampled inside each segment's span (decord; frames cached)
+    frame_size: int = 224  # frames are resized to frame_size x frame_size (the video encoder's image_size)
+    context_words: int = 64  # words before a segment's span given to a text backbone as context
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # also sizes format synthetic_friends
 
 
 @dataclass
@@ -70,6 +82,27 @@ class LoraConfig:
 
 
 @dataclass
+class EncoderConfig:
+    """One encoder of the audio-video backbone (``backbone.arch: av``)."""
+
+    arch: str = ""  # audio: wav2vec2 | hubert | wavlm; video: videomae
+    name: Optional[str] = None  # hub name or local directory; None: build from `config`
+    config: dict[str, Any] = field(default_factory=dict)  # HF config fields when `name` is None
+    layer: int = -1  # hidden state of this encoder that enters the fusion
+    lora_target_modules: list[str] = field(default_factory=list)  # finetune=lora: adapters here; empty: encoder frozen
+
+
+@dataclass
+class FusionConfig:
+    """Audio-video fusion: both streams projected to ``width``, video held at the audio frame rate, summed."""
+
+    width: int = 256
+    layers: int = 1  # transformer layers after the sum (hidden states 1..layers; 0 is the sum itself)
+    heads: int = 4
+    modality_dropout: float = 0.0  # training: probability that one modality is zeroed for a batch
+
+
+@dataclass
 class BackboneConfig:
     arch: str = "wav2vec2"  # registry key, see braintune.backbones.BACKBONES
     name: Optional[str] = None  # hub name or local directory; None: build from `config` (tests, demo)
@@ -79,6 +112,15 @@ class BackboneConfig:
     freeze_feature_encoder: bool = True
     gradient_checkpointing: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
+    # arch av: the two encoders and their fusion
+    audio: EncoderConfig = field(default_factory=lambda: EncoderConfig(
+        arch="wav2vec2", lora_target_modules=["attention.q_proj", "attention.v_proj"]))
+    video: EncoderConfig = field(default_factory=lambda: EncoderConfig(
+        arch="videomae", lora_target_modules=["attention.attention.query", "attention.attention.value"]))
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    # arch text
+    text_rate_hz: float = 10.0  # word vectors are placed at their onsets on a grid of this rate
+    text_vocab: list[str] = field(default_factory=list)  # name None: offline word-level tokenizer over these words
 
 
 @dataclass
@@ -143,6 +185,28 @@ class AlignmentConfig:
 
 
 @dataclass
+class DownstreamConfig:
+    """Linear probes on pooled backbone features (evaluate.py downstream, and the training callback)."""
+
+    task: Optional[str] = None  # one task name (see braintune.downstream.tasks.TASKS)
+    tasks: list[str] = field(default_factory=list)  # several tasks in one run (added to `task`)
+    root: Optional[str] = None  # dataset root of `task` (or of every task without an entry in `roots`)
+    roots: dict[str, str] = field(default_factory=dict)  # task name -> dataset root
+    compare: list[str] = field(default_factory=list)  # more models: .ckpt files, exported HF dirs, or "base"
+    layers: Optional[list[int]] = None  # hidden states to probe; None: all
+    pooling: str = "mean"  # mean over time of each hidden state
+    probe: str = "logistic"  # logistic | ridge (regression and multi-label targets always use ridge)
+    cv_folds: int = 5  # inner CV folds for the logistic probe's C
+    seed: int = 0
+    max_items: Optional[int] = None  # seeded subsample of each task (None: all items)
+    n_boot: int = 1000  # bootstrap resamples of the test items
+    cache_dir: Optional[str] = ".cache/downstream"  # pooled features per model/task/item; None: no cache
+    callback_tasks: list[str] = field(default_factory=list)  # train.py: probe these every `every_n_epochs`
+    every_n_epochs: int = 1
+    callback_max_items: int = 200  # items per task the callback encodes (seeded subsample)
+
+
+@dataclass
 class Config:
     out_dir: str = "runs/demo"
     checkpoint: Optional[str] = None  # evaluate.py: a braintune checkpoint to measure
@@ -157,10 +221,11 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
 
 
 CHOICES = {
-    "data.format": ("lebel", "algonauts", "bids", "manifest", "synthetic"),
+    "data.format": ("lebel", "algonauts", "bids", "manifest", "synthetic", "synthetic_friends"),
     "pooling.combine": ("concat", "mean"),
     "backbone.finetune": ("full", "lora", "frozen"),
     "head.kind": ("per_participant", "shared", "low_rank"),
@@ -170,6 +235,8 @@ CHOICES = {
     "trainer.strategy": ("auto", "ddp", "fsdp"),
     "logger.kind": ("csv", "wandb", "tensorboard"),
     "alignment.cv": ("leave_runs_out", "bootstrap"),
+    "downstream.pooling": ("mean",),
+    "downstream.probe": ("logistic", "ridge"),
 }
 
 
