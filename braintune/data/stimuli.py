@@ -1,4 +1,9 @@
-"""Stimulus files -> float32 mono waveforms at the backbone's sample rate (soundfile + torchaudio)."""
+"""Stimulus files -> float32 mono waveforms at the backbone's sample rate.
+
+Audio files (wav/flac/...) are read with soundfile and resampled with torchaudio; video containers
+(.mkv/.mp4/...) have their first audio track decoded, down-mixed and resampled with PyAV. Decoded waveforms
+go through ``braintune.data.cache`` when a cache dir is configured.
+"""
 from __future__ import annotations
 
 import logging
@@ -17,19 +22,47 @@ class StimulusError(ValueError):
     """A stimulus file cannot be used; the message names the file and what to do."""
 
 
+VIDEO_SUFFIXES = {".mkv", ".mp4", ".mov", ".avi", ".webm", ".m4v"}
+TRUNCATION_TOLERANCE = 0.95  # decoded audio shorter than this fraction of the declared duration is refused
+
+
 def audio_info(path: str | Path) -> tuple[float, int, int]:
-    """(duration in seconds, sample rate, channels) of an audio file, read from its header."""
+    """(duration in seconds, sample rate, channels) of an audio file or a video's audio track, from its header."""
+    if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+        return _container_info(Path(path))
     try:
         info = sf.info(str(path))
     except Exception as err:  # soundfile raises several types for bad files
         raise StimulusError(f"cannot read audio file '{path}': {err}. Re-download or re-convert it (wav/flac).") from err
+    _refuse_truncated(info.extra_info, path)
     return info.frames / info.samplerate, info.samplerate, info.channels
+
+
+def _refuse_truncated(header_dump: str, path) -> None:
+    """libsndfile reads a WAV cut short without complaint, noting only ``data : N (should be M)`` in its header dump."""
+    for line in header_dump.splitlines():
+        if line.startswith("data") and "should be" in line:
+            raise StimulusError(f"audio file '{path}' is truncated (sample bytes: {line.split(':', 1)[1].strip()}); "
+                                "re-download or re-convert it.")
 
 
 @lru_cache(maxsize=256)
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Read ``path`` as (n_samples,) float32 at ``sample_rate``; stereo is down-mixed and other rates resampled."""
+    """Read ``path`` as (n_samples,) float32 at ``sample_rate``; stereo is down-mixed and other rates resampled.
+
+    Video containers give their first audio track. With a cache dir configured the result is a read-only memory map.
+    """
+    from .cache import cached_array
+
     path = Path(path)
+    if not path.is_file():
+        raise StimulusError(f"stimulus file '{path}' does not exist; check data.root and the dataset layout")
+    decode = _decode_container if path.suffix.lower() in VIDEO_SUFFIXES else _decode_audio
+    return cached_array(path, f"audio@{sample_rate}", lambda: decode(path, sample_rate))
+
+
+def _decode_audio(path: Path, sample_rate: int) -> np.ndarray:
+    audio_info(path)  # refuses unreadable and truncated files, naming them
     try:
         wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:
@@ -47,6 +80,53 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         log.info("%s: resampled from %d Hz to %d Hz", path.name, sr, sample_rate)
         wave = AF.resample(torch.from_numpy(wave), sr, sample_rate).numpy()
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def _open_container(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path))
+    except Exception as err:  # PyAV raises OSError / InvalidDataError subclasses for broken files
+        raise StimulusError(f"cannot open media file '{path}': {err}. It is truncated or corrupt; re-download it.") from err
+    if not container.streams.audio:
+        container.close()
+        raise StimulusError(f"media file '{path}' has no audio track; audio backbones need one (check the file or use a video backbone)")
+    return container
+
+
+def _container_info(path: Path) -> tuple[float, int, int]:
+    with _open_container(path) as c:
+        stream = c.streams.audio[0]
+        if stream.duration is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif c.duration is not None:
+            duration = c.duration / 1_000_000  # container duration is in AV_TIME_BASE (microseconds)
+        else:
+            raise StimulusError(f"media file '{path}' declares no duration; remux it (e.g. ffmpeg -i in -c copy out.mkv)")
+        return duration, int(stream.rate), int(stream.codec_context.channels)
+
+
+def _decode_container(path: Path, sample_rate: int) -> np.ndarray:
+    """First audio track of a video container -> (n_samples,) float32 mono at ``sample_rate`` (PyAV resampler)."""
+    import av
+
+    declared, native_rate, channels = _container_info(path)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    chunks = []
+    with _open_container(path) as c:
+        try:
+            for frame in c.decode(c.streams.audio[0]):
+                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+        except av.error.FFmpegError as err:
+            raise StimulusError(f"cannot decode the audio of '{path}': {err}. The file is corrupt; re-download it.") from err
+    wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if len(wave) < TRUNCATION_TOLERANCE * declared * sample_rate:
+        raise StimulusError(f"media file '{path}' declares {declared:.2f} s but its audio track decodes to "
+                            f"{len(wave) / sample_rate:.2f} s; it is truncated; re-download it")
+    log.info("%s: audio track decoded (%d Hz, %d channel(s) -> mono %d Hz)", path.name, native_rate, channels, sample_rate)
+    return wave
 
 
 def crop(wave: np.ndarray, start_s: float, stop_s: float, sample_rate: int) -> np.ndarray:

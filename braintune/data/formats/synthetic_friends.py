@@ -1,0 +1,177 @@
+"""Planted-signal episodes -> files in the exact Algonauts 2025 layout (read back by ``formats.algonauts``).
+
+Each episode part is a 64x64, 8 fps ``.mkv`` (MPEG-4 video + 16 kHz mono PCM audio, readable by PyAV and
+decord) whose frame brightness changes in random ~2 s blocks and whose audio carries tone bursts of random
+loudness, independently. Per TR (1.49 s, row ``j`` = stimulus time ``j·TR``) the mean brightness and the mean
+tone loudness are convolved with the HRF; a third of each participant's targets follow the brightness, a
+third the loudness and the rest are noise (a different permutation per participant). Also written: per-TR
+transcripts (one word per tone burst), a movie10 file with one movie shown twice, a parcel atlas volume and
+a label table per participant (audio targets named ``*_STS_*``, video ``*_Vis_*``, noise ``*_Default_*``),
+and ``ground_truth.json``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..study import DataError, Study
+from . import algonauts
+from .synthetic import hrf
+
+SAMPLE_RATE = 16000
+FPS = 8
+SIZE = 64
+TONE_HZ = 660.0
+H5_NAME = "{p}_task-{task}_space-MNI152NLin2009cAsym_atlas-Schaefer18_parcel-1000Par7Net{desc}_bold.h5"
+
+
+@dataclass
+class FriendsSpec:
+    participants: int = 3
+    episodes: int = 3  # season-6 episodes of two parts each; the last is the default test, the one before val
+    episode_seconds: float = 45.0
+    targets: list[int] = field(default_factory=lambda: [24, 30, 27])
+    noise: float = 0.5
+    seed: int = 0
+    movie10: bool = True  # also write movie10 "life01" shown twice (runs life01_run-1, life01_run-2)
+
+
+def write_movie(path: Path, frames: np.ndarray, wave: np.ndarray, fps: int = FPS, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write (n_frames, H, W, 3) uint8 frames and (n_samples,) float audio as MPEG-4 + PCM in ``path`` (.mkv/.mp4)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("mpeg4", rate=fps)
+        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        a = c.add_stream("pcm_s16le" if path.suffix == ".mkv" else "aac", rate=sample_rate)
+        a.layout = "mono"
+        for img in frames:
+            c.mux(v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        c.mux(v.encode())
+        pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16)
+        for i in range(0, len(pcm), 4096):
+            fmt, chunk = ("s16", pcm[None, i : i + 4096]) if path.suffix == ".mkv" else ("fltp", wave[None, i : i + 4096].astype(np.float32))
+            frame = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
+            frame.sample_rate, frame.pts = sample_rate, i
+            c.mux(a.encode(frame))
+        c.mux(a.encode())
+    return path
+
+
+def _episode(rng: np.random.Generator, seconds: float, n_trs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """Frames, audio, per-TR latent (n_trs, 2: brightness, loudness) and the tone bursts [(onset, duration)]."""
+    n_frames = int(seconds * FPS)
+    level = np.repeat(rng.uniform(0.1, 0.9, n_frames // 16 + 1), 16)[:n_frames]  # 2 s blocks
+    frames = np.broadcast_to((level * 255).astype(np.uint8)[:, None, None, None], (n_frames, SIZE, SIZE, 3)).copy()
+    wave = 0.005 * rng.standard_normal(int(seconds * SAMPLE_RATE)).astype(np.float32)
+    loud = np.zeros(len(wave), np.float32)
+    bursts, t = [], rng.uniform(0.2, 1.0)
+    while t < seconds - 1.0:
+        dur, amp = rng.uniform(0.2, 0.6), rng.uniform(0.1, 0.8)
+        i0, i1 = int(t * SAMPLE_RATE), int((t + dur) * SAMPLE_RATE)
+        wave[i0:i1] += amp * np.sin(2 * np.pi * TONE_HZ * np.arange(i1 - i0) / SAMPLE_RATE) * np.hanning(i1 - i0)
+        loud[i0:i1] = amp
+        bursts.append((round(t, 3), round(dur, 3)))
+        t += dur + rng.exponential(1.2)
+    tr = algonauts.TR
+    rows = np.arange(n_trs)
+    bright = np.array([level[int(j * tr * FPS) : max(int((j + 1) * tr * FPS), int(j * tr * FPS) + 1)].mean() for j in rows])
+    sound = np.array([loud[int(j * tr * SAMPLE_RATE) : int((j + 1) * tr * SAMPLE_RATE)].mean() if j * tr < seconds else 0 for j in rows])
+    latent = np.stack([bright, sound], 1)
+    h = hrf(tr)
+    latent = np.stack([np.convolve(latent[:, c], h)[:n_trs] for c in range(2)], 1)
+    return frames, wave, (latent - latent.mean(0)) / latent.std(0), bursts
+
+
+def _transcript(path: Path, bursts: list, n_trs: int) -> None:
+    tr = algonauts.TR
+    lines = ["text_per_tr\twords_per_tr\tonsets_per_tr\tdurations_per_tr"]
+    for j in range(n_trs):
+        inside = [(o, d) for o, d in bursts if j * tr <= o < (j + 1) * tr]
+        words = ["tone"] * len(inside)
+        lines.append(f"{' '.join(words)}\t{words}\t{[o for o, _ in inside]}\t{[d for _, d in inside]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _roles(rng: np.random.Generator, n: int) -> np.ndarray:
+    """0 = video-driven, 1 = audio-driven, 2 = noise, shuffled per participant."""
+    return rng.permutation(np.arange(n) * 3 // n)
+
+
+def write_friends_dataset(root: str | Path, spec: FriendsSpec) -> Path:
+    """Write the dataset under ``root`` and return ``root``."""
+    import nibabel as nib
+
+    root = Path(root)
+    if len(spec.targets) < spec.participants:
+        raise DataError(f"synthetic.targets lists {len(spec.targets)} counts for {spec.participants} participants; give one per participant")
+    rng = np.random.default_rng(spec.seed)
+    names = [f"sub-{i + 1:02d}" for i in range(spec.participants)]
+    roles = {p: _roles(rng, n) for p, n in zip(names, spec.targets)}
+    gains = {p: rng.uniform(0.7, 1.3, n) for p, n in zip(names, spec.targets)}
+    n_trs = int(spec.episode_seconds // algonauts.TR)
+    runs = [(f"ses-{k + 1:03d}_task-s06e{k // 2 + 1:02d}{'ab'[k % 2]}", f"friends/s6/friends_s06e{k // 2 + 1:02d}{'ab'[k % 2]}")
+            for k in range(2 * spec.episodes)]
+    if spec.movie10:
+        runs += [(f"ses-{len(runs) + 1 + i:03d}_task-life01_run-{i + 1}", "movie10/life/life01") for i in range(2)]
+    latents: dict[str, np.ndarray] = {}
+    for key, rel in runs:
+        if rel not in latents:
+            frames, wave, latents[rel], bursts = _episode(rng, spec.episode_seconds, n_trs)
+            write_movie(root / "stimuli" / "movies" / f"{rel}.mkv", frames, wave)
+            _transcript(root / "stimuli" / "transcripts" / f"{rel}.tsv", bursts, n_trs)
+        for p in names:
+            task, desc = ("movie10", "") if "life" in key else ("friends", "_desc-s123456")
+            out = root / "fmri" / p / "func" / H5_NAME.format(p=p, task=task, desc=desc)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            mix = np.zeros((2, len(roles[p])))
+            mix[0, roles[p] == 0], mix[1, roles[p] == 1] = gains[p][roles[p] == 0], gains[p][roles[p] == 1]
+            y = latents[rel] @ mix + spec.noise * rng.standard_normal((n_trs, len(roles[p])))
+            with h5py.File(out, "a") as f:
+                f[key] = y.astype(np.float32)
+    for p in names:
+        _atlas(root / "fmri" / p / "atlas", p, roles[p], nib)
+    truth = {"spec": asdict(spec), "tr": algonauts.TR,
+             "video_targets": {p: np.flatnonzero(r == 0).tolist() for p, r in roles.items()},
+             "audio_targets": {p: np.flatnonzero(r == 1).tolist() for p, r in roles.items()},
+             "noise_targets": {p: np.flatnonzero(r == 2).tolist() for p, r in roles.items()}}
+    (root / "ground_truth.json").write_text(json.dumps(truth, indent=1))
+    return root
+
+
+def _atlas(directory: Path, p: str, roles: np.ndarray, nib) -> None:
+    """A (n, 4, 4) volume whose parcel k+1 occupies slab k, and a label table naming each parcel by its role."""
+    directory.mkdir(parents=True, exist_ok=True)
+    n = len(roles)
+    volume = np.repeat(np.arange(1, n + 1, dtype=np.int16)[:, None, None], 4, 1).repeat(4, 2)
+    stem = f"{p}_space-MNI152NLin2009cAsym_atlas-Schaefer18_parcel-{n}Par7Net_desc-dseg"
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), directory / f"{stem}.nii.gz")
+    kinds = ("Vis", "STS", "Default")
+    rows = [f"{k + 1}\t7Networks_LH_{kinds[r]}_{k + 1}" for k, r in enumerate(roles)]
+    (directory / f"{stem}.tsv").write_text("index\tname\n" + "\n".join(rows) + "\n")
+
+
+def open_study(root: str | Path, spec: FriendsSpec) -> Study:
+    """The synthetic Friends dataset at ``root``, written first if absent (or if ``spec`` changed)."""
+    root = Path(root)
+    truth = root / "ground_truth.json"
+    if truth.is_file():
+        if json.loads(truth.read_text())["spec"] != json.loads(json.dumps(asdict(spec))):
+            import shutil
+
+            for sub in ("fmri", "stimuli"):
+                shutil.rmtree(root / sub, ignore_errors=True)  # h5 files are appended to: start clean
+            write_friends_dataset(root, spec)
+    elif root.exists() and any(root.iterdir()):
+        raise DataError(f"'{root}' exists and is not a braintune synthetic dataset; choose an empty or new data.root for format 'synthetic_friends'")
+    else:
+        write_friends_dataset(root, spec)
+    study = algonauts.open_study(root)
+    study.format = "synthetic_friends"
+    return study
