@@ -2,6 +2,9 @@
 
 alignment   ridge encoding models per participant and layer on the test runs (checkpoint=PATH, or the
             untuned backbone when no checkpoint is given); writes OUT_DIR/summary.json and alignment.npz.
+downstream  linear probes per layer on downstream tasks (downstream.task / downstream.tasks, downstream.root);
+            several models side by side with downstream.compare=[base, other.ckpt]; writes summary.json
+            and OUT_DIR/downstream_<task>.png.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from braintune.cli import parse_args, run_command
 
 COMMANDS = {
     "alignment": lambda cfg: __import__("braintune.evaluation.command", fromlist=["alignment"]).alignment(cfg),
+    "downstream": lambda cfg: __import__("braintune.downstream.command", fromlist=["downstream"]).downstream(cfg),
 }
 
 

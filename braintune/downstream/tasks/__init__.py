@@ -1,0 +1,36 @@
+"""Downstream task registry ``TASKS``: task name -> reader ``(root, seed) -> TaskData`` (see ``base``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ...data.study import DataError
+from . import manifest, mosei, mustard, speech, timit
+from .base import Item, TaskData
+
+TASKS: dict[str, Callable[[str, int], TaskData]] = {
+    "mustard": mustard.read_speaker_independent,
+    "mustard_dependent": mustard.read_speaker_dependent,
+    "speech_commands": speech.read_speech_commands,
+    "crema_d": speech.read_crema_d,
+    "slurp": speech.read_slurp,
+    "timit_phones": timit.read_phones,
+    "timit_sentence_type": timit.read_sentence_type,
+    "mosei": mosei.read_binary,
+    "mosei_score": mosei.read_score,
+    "csv": manifest.read_manifest,
+}
+
+__all__ = ["TASKS", "Item", "TaskData", "read_task"]
+
+
+def read_task(name: str, root: str | Path, seed: int = 0) -> TaskData:
+    """Read task ``name`` from ``root``; an unknown name lists the known ones."""
+    if name not in TASKS:
+        raise DataError(f"downstream task '{name}' is not known; available: {', '.join(sorted(TASKS))}")
+    if root is None or not Path(root).exists():
+        raise DataError(f"downstream task '{name}': root '{root}' does not exist; set downstream.root (or downstream.roots.{name})")
+    data = TASKS[name](str(root), seed)
+    if not data.items:
+        raise DataError(f"downstream task '{name}' found no usable items under '{root}' (skipped: {data.skipped})")
+    return data

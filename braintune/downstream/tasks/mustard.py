@@ -1,0 +1,91 @@
+"""MUStARD sarcasm (``sarcasm_data.json`` + ``utterances_final/{id}.mp4``) -> TaskData, two published settings.
+
+Speaker-independent (task ``mustard``): following the MUStARD paper's speaker-independent setting, the
+*Friends* clips are the test set and the other shows (The Big Bang Theory, The Golden Girls,
+Sarcasmaholics) train. So that no speaker is in both, a training clip whose speaker also speaks in a
+test clip is excluded and counted (``skipped``). Speaker-dependent (``mustard_dependent``): stratified
+5-fold cross-validation over all clips (seeded). Modality: the clip's audio track (PyAV); the utterance
+string is kept as ``Item.text``. Video frames and the dialogue context are not used.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ...data.study import DataError
+from .base import Item, TaskData, require_file, stratified_folds
+
+TEST_SHOW = "FRIENDS"
+LAYOUT = "MUStARD expects ROOT/sarcasm_data.json and ROOT/utterances_final/{id}.mp4 (github.com/soujanyaporia/MUStARD)"
+
+
+def read_mp4_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """The audio track of a video file as ((n_samples,) float32 mono, sample rate), decoded with PyAV."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise DataError(f"'{path}' has no audio track; MUStARD clips must carry their sound")
+            stream = container.streams.audio[0]
+            chunks = [frame.to_ndarray().astype(np.float32) for frame in container.decode(stream)]
+            sample_rate = stream.codec_context.sample_rate
+    except av.error.FFmpegError as err:
+        raise DataError(f"cannot decode '{path}': {err}; re-download the clip") from err
+    if not chunks:
+        raise DataError(f"'{path}' has an empty audio track; re-download the clip")
+    # planar frames are (channels, n); packed ones are (1, n * channels)
+    channels = len(stream.layout.channels)
+    wave = np.concatenate([c.reshape(channels, -1) if c.shape[0] == 1 and channels > 1 else c for c in chunks], axis=1)
+    wave = wave.mean(axis=0)
+    if np.issubdtype(chunks[0].dtype, np.integer):
+        wave = wave / np.iinfo(chunks[0].dtype).max
+    return np.ascontiguousarray(wave, dtype=np.float32), int(sample_rate)
+
+
+def _read(root: str) -> tuple[list[Item], dict[str, str]]:
+    root_path = Path(root)
+    meta_path = require_file(root_path / "sarcasm_data.json", LAYOUT)
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"'{meta_path}' is not valid JSON ({err}); {LAYOUT}") from err
+    items, shows = [], {}
+    for clip_id, entry in meta.items():
+        missing = [k for k in ("utterance", "speaker", "show", "sarcasm") if k not in entry]
+        if missing:
+            raise DataError(f"'{meta_path}': clip '{clip_id}' lacks {missing}; {LAYOUT}")
+        video = require_file(root_path / "utterances_final" / f"{clip_id}.mp4", LAYOUT)
+        items.append(Item(id=clip_id, label="sarcastic" if entry["sarcasm"] else "literal", split="",
+                          audio=str(video), text=entry["utterance"], speaker=str(entry["speaker"])))
+        shows[clip_id] = str(entry["show"]).upper()
+    return items, shows
+
+
+def read_speaker_independent(root: str, seed: int = 0) -> TaskData:
+    items, shows = _read(root)
+    test_speakers = {it.speaker for it in items if shows[it.id] == TEST_SHOW}
+    if not test_speakers:
+        raise DataError(f"'{root}/sarcasm_data.json' has no clip with show '{TEST_SHOW}'; the speaker-independent split tests on it")
+    kept, overlap = [], 0
+    for it in items:
+        if shows[it.id] == TEST_SHOW:
+            it.split = "test"
+        elif it.speaker in test_speakers:
+            overlap += 1
+            continue
+        else:
+            it.split = "train"
+        kept.append(it)
+    skipped = {"train clip whose speaker also speaks in the test show": overlap} if overlap else {}
+    rule = f"test = show {TEST_SHOW}, train = other shows minus clips of any test speaker"
+    return TaskData("mustard", "classification", kept, skipped, rule)
+
+
+def read_speaker_dependent(root: str, seed: int = 0) -> TaskData:
+    items, _ = _read(root)
+    for it, fold in zip(items, stratified_folds([it.label for it in items], 5, seed)):
+        it.split = fold
+    return TaskData("mustard_dependent", "classification", items, {}, f"stratified 5-fold over all clips (seed {seed})")
