@@ -47,8 +47,8 @@ def _prepare(study: Study, data_cfg) -> Study:
             raise DataError(f"data.labels '{labels}' does not exist")
         labels_of = (lambda p: Path(labels)) if labels else (lambda p: _layout_labels(study, p))
         targets.select_targets(study, data_cfg.regions, labels_of, data_cfg.ceiling_threshold)
+    cache.configure(getattr(data_cfg, "cache_dir", None))  # the config, not a stale environment, decides
     if getattr(data_cfg, "cache_dir", None):
-        cache.configure(data_cfg.cache_dir)
         study.sources = {k: cache.CachedSource(s, data_cfg.cache_dir) for k, s in study.sources.items()}
     return study
 
