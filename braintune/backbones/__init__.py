@@ -1,7 +1,9 @@
 """Backbone registry: ``backbone.arch`` -> builder of a module that maps stimuli to hidden states (B, L, T, D).
 
 Every backbone exposes ``hidden_size``, ``num_layers`` (hidden states incl. embeddings), ``frame_rate``
-(hidden states per second) and ``forward(inputs, layers) -> (B, L, T, D)``.
+(hidden states per second from the span start) and ``forward(inputs, layers) -> (B, L, T, D)``.
+``inputs`` is the waveform (B, S) for speech backbones, and for backbones with an ``inputs`` attribute
+(audio-video, text) a dict of those batch entries plus ``span_s`` and ``video_fps`` (see ``model_inputs``).
 """
 from __future__ import annotations
 
@@ -9,29 +11,50 @@ from typing import Callable
 
 from torch import nn
 
+from .audiovisual import build_av
 from .hub import BackboneError
 from .lora import add_lora
 from .speech import build_waveform, build_whisper
+from .text import build_text
 
-BACKBONES: dict[str, Callable[[str | None, dict], nn.Module]] = {
-    "wav2vec2": lambda name, cfg: build_waveform("wav2vec2", name, cfg),
-    "hubert": lambda name, cfg: build_waveform("hubert", name, cfg),
-    "wavlm": lambda name, cfg: build_waveform("wavlm", name, cfg),
-    "whisper": build_whisper,
+# arch -> builder of the backbone from a ``BackboneConfig``
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "wav2vec2": lambda cfg: build_waveform("wav2vec2", cfg.name, dict(cfg.config)),
+    "hubert": lambda cfg: build_waveform("hubert", cfg.name, dict(cfg.config)),
+    "wavlm": lambda cfg: build_waveform("wavlm", cfg.name, dict(cfg.config)),
+    "whisper": lambda cfg: build_whisper(cfg.name, dict(cfg.config)),
+    "av": build_av,
+    "text": build_text,
 }
+INPUTS = {"av": ("audio", "video"), "text": ("words",)}  # batch entries each arch reads; others read audio
+
+
+def backbone_inputs(arch: str) -> tuple[str, ...]:
+    """The stimulus modalities that segments must carry for ``arch``."""
+    return INPUTS.get(arch, ("audio",))
+
+
+def model_inputs(backbone: nn.Module, batch: dict):
+    """The part of a segment batch that ``backbone`` reads: the waveform, or a dict of its modalities."""
+    names = getattr(backbone, "inputs", None)
+    if names is None:
+        return batch["audio"]
+    return {**{k: batch[k] for k in names}, "span_s": batch["span_s"], "video_fps": batch.get("video_fps")}
 
 
 def build_backbone(cfg) -> nn.Module:
     """Backbone from a ``BackboneConfig``: weights, fine-tuning mode (full | lora | frozen), checkpointing."""
     if cfg.arch not in BACKBONES:
         raise BackboneError(f"backbone.arch '{cfg.arch}' is not known; available: {', '.join(sorted(BACKBONES))}")
-    backbone = BACKBONES[cfg.arch](cfg.name, dict(cfg.config))
+    backbone = BACKBONES[cfg.arch](cfg)
     if cfg.gradient_checkpointing:
-        backbone.model.gradient_checkpointing_enable()
+        (backbone if hasattr(backbone, "gradient_checkpointing_enable") else backbone.model).gradient_checkpointing_enable()
+    lc = cfg.lora
     if cfg.finetune == "frozen":
         backbone.requires_grad_(False)
+    elif cfg.finetune == "lora" and hasattr(backbone, "add_lora"):  # multi-encoder backbones: targets per encoder
+        backbone.add_lora(lc.rank, lc.alpha, lc.dropout)
     elif cfg.finetune == "lora":
-        lc = cfg.lora
         backbone.model = add_lora(backbone.model, lc.rank, lc.alpha, lc.dropout, list(lc.target_modules))
     if cfg.freeze_feature_encoder and cfg.finetune != "frozen":
         backbone.freeze_feature_encoder()

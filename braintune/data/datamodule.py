@@ -56,10 +56,11 @@ class SegmentDataModule(L.LightningDataModule):
     """Training and validation segments of the tuned participants."""
 
     def __init__(self, study: Study, splits: Splits, responses: Responses, segment_trs: int, span, context_s: float,
-                 sample_rate: int, batch_size: int, num_workers: int = 0):
+                 sample_rate: int, batch_size: int, num_workers: int = 0, stimulus: dict | None = None):
         super().__init__()
         self.study, self.splits, self.responses = study, splits, responses
         self.kw = dict(participants=splits.participants, segment_trs=segment_trs, span=span, context_s=context_s, sample_rate=sample_rate)
+        self.kw.update(stimulus or {})  # inputs (modalities), video_fps, frame_size, context_words
         self.batch_size, self.num_workers = batch_size, num_workers
         self.collate = partial(collate_segments, participants=splits.participants, n_targets=responses.n_targets)
 
@@ -82,5 +83,9 @@ def build_datamodule(cfg, span) -> SegmentDataModule:
     responses = prepare_responses(study, splits.participants, splits.train_runs + splits.val_runs, cfg.data.zscore)
     log.info("participants %s (held out %s); %d train, %d val, %d test runs",
              splits.participants, splits.heldout, len(splits.train_runs), len(splits.val_runs), len(splits.test_runs))
+    from ..backbones import backbone_inputs
+
     d = cfg.data
-    return SegmentDataModule(study, splits, responses, d.segment_trs, span, d.context_s, d.sample_rate, d.batch_size, d.num_workers)
+    stimulus = dict(inputs=backbone_inputs(cfg.backbone.arch), video_fps=d.video_fps, frame_size=d.frame_size, context_words=d.context_words)
+    return SegmentDataModule(study, splits, responses, d.segment_trs, span, d.context_s, d.sample_rate, d.batch_size, d.num_workers,
+                             stimulus)

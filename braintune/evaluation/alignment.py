@@ -87,7 +87,9 @@ def measure_alignment(backbone, study: Study, participants: list[str], test_runs
     if headline_layer not in layers:
         layers.append(headline_layer)
     runs = {r: study.runs[r] for p in participants for r in study.runs_of(p)}
-    feats = study_features(backbone, runs, layers, a.window_s, a.chunk_s, cfg.data.context_s, cfg.data.sample_rate, device)
+    d = cfg.data
+    stimulus = dict(video_fps=d.video_fps, frame_size=d.frame_size, context_words=d.context_words)
+    feats = study_features(backbone, runs, layers, a.window_s, a.chunk_s, d.context_s, d.sample_rate, device, stimulus=stimulus)
     params = {"delays": tuple(a.delays), "cv": a.cv}
     if a.alphas is not None:
         params["alphas"] = np.asarray(a.alphas, dtype=float)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torchmetrics.regression import PearsonCorrCoef
 
-from ..backbones import build_backbone, resolve_layer
+from ..backbones import build_backbone, model_inputs, resolve_layer
 from ..config import from_dict
 from ..heads import ParticipantHeads
 from ..losses import build_loss
@@ -36,7 +36,7 @@ class BrainTuner(L.LightningModule):
 
     def features(self, batch: dict) -> torch.Tensor:
         """Batch -> pooled features (B, K, F) of the tuned layer."""
-        hidden = self.backbone(batch["audio"], [self.layer])[:, 0]  # (B, T, D)
+        hidden = self.backbone(model_inputs(self.backbone, batch), [self.layer])[:, 0]  # (B, T, D)
         w = self.pooling.weights(batch["tr_times"], batch["audio_start_s"], self.backbone.frame_rate, hidden.shape[1])
         return self.pooling(hidden, w.to(hidden.device))  # (B, K, F)
 
@@ -52,7 +52,7 @@ class BrainTuner(L.LightningModule):
         preds = self(batch)
         losses = [self.loss_fn(pred[self._rows(batch, p)], batch["targets"][p][self._rows(batch, p)]) for p, pred in preds.items()]
         loss = torch.stack(losses).mean()
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["audio"]), sync_dist=True)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["tr_times"]), sync_dist=True)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -63,7 +63,7 @@ class BrainTuner(L.LightningModule):
             y_hat, y = pred[rows].float(), batch["targets"][p][rows]
             self.val_r[p].update(y_hat, y)
             losses.append(self.loss_fn(y_hat, y))
-        self.log("val/loss", torch.stack(losses).mean(), batch_size=len(batch["audio"]), sync_dist=True)
+        self.log("val/loss", torch.stack(losses).mean(), batch_size=len(batch["tr_times"]), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         rs = []
