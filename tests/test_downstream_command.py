@@ -52,3 +52,29 @@ def test_evaluate_downstream_csv(tmp_path, capsys):
 def test_unknown_task_is_a_user_error(tmp_path, capsys):
     assert evaluate.main(["downstream", "downstream.task=nope", f"downstream.root={tmp_path}", f"out_dir={tmp_path}"]) == 2
     assert "available:" in capsys.readouterr().err
+
+
+def test_callback_logs_during_training(tmp_path):
+    """A one-epoch demo-sized training run with downstream.callback_tasks logs downstream/csv/* metrics."""
+    import csv
+
+    from braintune.config import load_config
+    from braintune.training.recipe import train
+
+    data = tmp_path / "tones"
+    data.mkdir()
+    write_tone_csv(data, n_per_class=8)
+    out = tmp_path / "run"
+    cfg = load_config("configs/demo.yaml", [
+        f"out_dir={out}", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.progress_bar=false",
+        "alignment.after_training=false", f"data.root={tmp_path / 'stories'}", "data.synthetic.stories=3",
+        "data.synthetic.story_seconds=60", "data.synthetic.participants=2", "data.synthetic.targets=[8,8]",
+        "data.heldout_participants=[]", "downstream.callback_tasks=[csv]", f"downstream.root={data}",
+        "downstream.callback_max_items=16",
+    ])
+    train(cfg)
+    rows = list(csv.DictReader((out / "logs" / "version_0" / "metrics.csv").open()))
+    logged = {k for row in rows for k, v in row.items() if v}
+    assert {"downstream/csv/accuracy", "downstream/csv/f1", "downstream/csv/chance"} <= logged
+    acc = [float(r["downstream/csv/accuracy"]) for r in rows if r.get("downstream/csv/accuracy")]
+    assert 0.0 <= acc[0] <= 1.0

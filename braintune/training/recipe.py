@@ -154,6 +154,9 @@ def train(cfg: Config) -> dict:
 
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch}", monitor="val/pearson", mode="max", save_last=True)
     callbacks = [ckpt, LearningRateMonitor("step")] + ([FrozenBackboneEval()] if cfg.optim.train_only != "all" else [])
+    from ..downstream.callback import build_downstream_callbacks  # probes every N epochs when downstream.callback_tasks is set
+
+    callbacks += build_downstream_callbacks(cfg)
     # a participant who did not hear every training run is missing from some batches: its head gets no gradient
     uneven = any(set(dm.splits.train_runs) - set(dm.study.runs_of(p)) for p in dm.splits.participants)
     trainer = build_trainer(cfg, out_dir, callbacks, find_unused=uneven)
