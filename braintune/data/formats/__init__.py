@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..study import DataError, Study
-from . import algonauts, lebel, synthetic, synthetic_friends
+from . import algonauts, bids, lebel, synthetic, synthetic_friends
 
 
 def _synthetic(cfg) -> Study:
@@ -24,6 +24,7 @@ FORMATS: dict[str, Callable] = {
     "synthetic": _synthetic,
     "algonauts": lambda cfg: algonauts.open_study(cfg.root),
     "synthetic_friends": _synthetic_friends,
+    "bids": lambda cfg: bids.open_study(cfg.root, cfg.task, cfg.mask, cfg.atlas),
 }
 
 

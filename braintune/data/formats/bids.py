@@ -1,0 +1,166 @@
+"""BIDS-style fMRI (raw or fMRIPrep derivatives, e.g. Narratives) -> ``Study``.
+
+Layout read (``ses-*`` levels allowed)::
+
+    ROOT/sub-<p>/func/sub-<p>_task-<t>[_run-<n>]_..._bold.nii.gz       volumes (X, Y, Z, T)
+    ROOT/sub-<p>/func/sub-<p>_task-<t>[_run-<n>]_hemi-L_..._bold.func.gii (+ hemi-R)   surfaces, one darray per TR
+    ROOT/sub-<p>/func/sub-<p>_task-<t>[_run-<n>]_events.tsv  (or ROOT/task-<t>_events.tsv): onset, duration, stim_file
+    ROOT/stimuli/<stim_file>                                              audio (or video) stimulus
+    _bold.json beside the data: RepetitionTime (else the NIfTI header's 4th zoom)
+
+Targets: volume voxels inside ``mask`` (nonzero), or parcel means of ``atlas`` (sorted nonzero ids), chosen in
+the config (``data.mask`` / ``data.atlas``); surfaces give every vertex (L then R). Timing: the stimulus starts
+``onset`` seconds after the first volume, so row ``j`` is stimulus time ``j * TR - onset``. Run names are
+``<task>`` or ``<task>_run-<n>``. No conventional test run: set ``data.test_runs``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..stimuli import StimulusError, audio_info
+from ..study import DataError, Run, Study
+from ..timing import RunTiming
+
+TAIL_TRS = 10  # volumes a scan may run past the end of its stimulus before the pairing is refused
+_ENT = re.compile(r"_task-(?P<task>[a-zA-Z0-9]+)(?:_(?!run-)[a-zA-Z]+-[a-zA-Z0-9]+)*(?:_run-(?P<run>\d+))?")
+EVENT_COLUMNS = ("onset", "duration", "stim_file")
+
+
+def _load_image(path: Path):
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        img.get_fdata() if str(path).endswith((".nii", ".nii.gz")) else None  # force a read: gzip truncation shows here
+        return img
+    except Exception as err:  # nibabel raises ImageFileError, EOFError, zlib errors for broken files
+        raise DataError(f"cannot read '{path}': {err}. It is truncated or corrupt; re-download it.") from err
+
+
+@dataclass(frozen=True)
+class ImageResponse:
+    """Volumes through a mask or an atlas, or surface vertices, -> (T, targets); ``n_rows`` cuts trailing TRs."""
+
+    path: Path
+    mask: Path | None = None
+    atlas: Path | None = None
+    right: Path | None = None  # hemi-R GIfTI paired with a hemi-L ``path``
+    n_rows: int | None = None
+
+    def _volume_targets(self) -> np.ndarray:
+        data = np.asarray(_load_image(self.path).get_fdata(dtype=np.float32))  # (X, Y, Z, T)
+        ref = self.atlas or self.mask
+        if ref is None:
+            raise DataError(f"'{self.path}' is a volume; set data.mask (brain mask) or data.atlas (parcellation) to define targets")
+        labels = np.asarray(_load_image(ref).get_fdata()).round().astype(np.int64)
+        if labels.shape != data.shape[:3]:
+            raise DataError(f"{'atlas' if self.atlas else 'mask'} '{ref}' has shape {labels.shape} but the volumes in "
+                            f"'{self.path}' are {data.shape[:3]}; resample it to the data's space and grid")
+        flat = data.reshape(-1, data.shape[3])  # (voxels, T)
+        if self.atlas is None:
+            if not (labels != 0).any():
+                raise DataError(f"mask '{ref}' is empty (no nonzero voxel); check the file")
+            return flat[labels.reshape(-1) != 0].T
+        ids = np.unique(labels[labels != 0])
+        return np.stack([flat[labels.reshape(-1) == i].mean(0) for i in ids], 1)
+
+    def read(self) -> np.ndarray:
+        if self.path.name.endswith(".func.gii"):
+            parts = [np.stack([d.data for d in _load_image(p).darrays]) for p in (self.path, self.right) if p is not None]
+            out = np.concatenate(parts, 1)
+        else:
+            out = self._volume_targets()
+        return np.asarray(out[: self.n_rows] if self.n_rows else out, dtype=np.float32)
+
+    def read_repeats(self) -> None:
+        return None
+
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.read().shape)  # type: ignore[return-value]
+
+
+def _tr(path: Path) -> float:
+    side = Path(str(path).split("_bold")[0] + "_bold.json")
+    if side.is_file():
+        return float(json.loads(side.read_text())["RepetitionTime"])
+    img = _load_image(path)
+    if path.name.endswith(".func.gii"):
+        raise DataError(f"'{path}' has no sidecar '{side.name}' with RepetitionTime; GIfTI carries no TR, add the JSON")
+    return float(img.header.get_zooms()[3])
+
+
+def _events(root: Path, path: Path, task: str) -> tuple[float, Path]:
+    """(onset in seconds, stimulus path) from the run's events.tsv (per-run, else dataset-level)."""
+    prefix = re.split(r"_(?:space|hemi|desc|echo|acq)-|_bold", path.name)[0]
+    candidates = [path.parent / f"{prefix}_events.tsv", root / f"task-{task}_events.tsv"]
+    events = next((c for c in candidates if c.is_file()), None)
+    if events is None:
+        raise DataError(f"no events file for '{path}' (looked for {[str(c) for c in candidates]}); it gives the stimulus and its onset")
+    with events.open(newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = [c for c in EVENT_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"events file '{events}' lacks column(s) {missing} (has {reader.fieldnames}); it needs {list(EVENT_COLUMNS)}")
+        rows = [r for r in reader if r["stim_file"] not in ("", "n/a")]
+    if not rows:
+        raise DataError(f"events file '{events}' names no stim_file; add the stimulus row")
+    return float(rows[0]["onset"]), root / "stimuli" / rows[0]["stim_file"]
+
+
+def _scan(root: Path, task: str | None, problems: list[str]) -> dict[tuple[str, str], Path]:
+    found = {}
+    for pdir in sorted(p for p in root.glob("sub-*") if p.is_dir()):
+        files = sorted(f for f in pdir.rglob("*") if f.name.endswith("_bold.nii.gz") or ("hemi-L" in f.name and f.name.endswith(".func.gii")))
+        files = [f for f in files if task is None or f"_task-{task}_" in f.name]
+        if not files:
+            problems.append(f"participant directory '{pdir}' has no *_bold.nii.gz or *_hemi-L_*.func.gii runs{f' of task {task}' if task else ''}; skipped")
+        for f in files:
+            m = _ENT.search(f.name)
+            if m is None:
+                problems.append(f"'{f}' has no task-<name> entity; skipped")
+                continue
+            name = f"{m['task']}_run-{m['run']}" if m["run"] else m["task"]
+            found.setdefault((pdir.name, name), f)
+    return found
+
+
+def open_study(root: str | Path, task: str | None = None, mask: str | None = None, atlas: str | None = None) -> Study:
+    """Read a BIDS(-derivatives) directory; participants without runs and unmatched files are listed in ``problems``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"'{root}' is not a directory; data.root must be the BIDS dataset root (holding sub-*/)")
+    problems: list[str] = []
+    found = _scan(root, task, problems)
+    if not found:
+        raise DataError(f"no sub-*/func/*_bold.nii.gz or *.func.gii runs under '{root}'" + (f" for task '{task}'" if task else ""))
+    sources, runs = {}, {}
+    for (p, name), path in sorted(found.items()):
+        right = Path(str(path).replace("hemi-L", "hemi-R")) if "hemi-L" in path.name else None
+        src = ImageResponse(path, Path(mask) if mask else None, Path(atlas) if atlas else None, right if right and right.is_file() else None)
+        n = src.shape()[0]
+        if name not in runs:
+            onset, stim = _events(root, path, _ENT.search(path.name)["task"])
+            try:
+                duration, _, _ = audio_info(stim)
+            except StimulusError as err:
+                raise DataError(f"run '{name}' ('{path}'): {err}") from err
+            tr = _tr(path)
+            if n * tr > onset + duration + TAIL_TRS * tr:
+                raise DataError(f"'{path}' ({p}, run '{name}') has {n} volumes ({n * tr:.1f} s at TR {tr} s) but its stimulus "
+                                f"'{stim}' ends at {onset + duration:.1f} s; check that the events file names the right stimulus")
+            runs[name] = Run(name, stim, RunTiming(tr, n, -onset), duration)
+        elif n != runs[name].timing.n_trs:
+            keep = min(n, runs[name].timing.n_trs)
+            problems.append(f"run '{name}': '{path}' has {n} volumes, others {runs[name].timing.n_trs}; all cut to {keep}")
+            if keep < runs[name].timing.n_trs:
+                r = runs[name]
+                runs[name] = Run(name, r.stimulus, RunTiming(r.timing.tr, keep, r.timing.first_tr_s), r.duration_s)
+        sources[(p, name)] = src
+    sources = {k: ImageResponse(s.path, s.mask, s.atlas, s.right, runs[k[1]].timing.n_trs) for k, s in sources.items()}
+    return Study("bids", root, runs, sources, [], [], problems)
