@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..study import DataError, Study
-from . import algonauts, bids, lebel, synthetic, synthetic_friends
+from . import algonauts, bids, lebel, manifest, synthetic, synthetic_friends
 
 
 def _synthetic(cfg) -> Study:
@@ -25,6 +25,7 @@ FORMATS: dict[str, Callable] = {
     "algonauts": lambda cfg: algonauts.open_study(cfg.root),
     "synthetic_friends": _synthetic_friends,
     "bids": lambda cfg: bids.open_study(cfg.root, cfg.task, cfg.mask, cfg.atlas),
+    "manifest": lambda cfg: manifest.open_study(cfg.root),
 }
 
 
