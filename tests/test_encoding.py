@@ -193,3 +193,18 @@ def test_errors_name_the_argument_and_the_fix():
     with pytest.raises(ValueError, match="X has 5 features but the model was fit on 12"):
         enc.predict(X[:, :5])
     assert clone(enc).get_params()["cv"] == 3 and not hasattr(clone(enc), "coef_")
+
+
+@pytest.mark.gpu
+def test_torch_cuda_backends_match_numpy():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    X, Y, X_test, Y_test = _planted(n_targets=50, seed=7)
+    kw = dict(alphas=np.logspace(0, 4, 9), cv=KFold(5), n_targets_batch=16)
+    ref = RidgeEncoder(solver="svd", backend="numpy", **kw).fit(X, Y)
+    for solver in ("svd", "himalaya"):
+        enc = RidgeEncoder(solver=solver, backend="torch_cuda", **kw).fit(X, Y)
+        np.testing.assert_allclose(enc.alphas_, ref.alphas_)
+        np.testing.assert_allclose(enc.score(X_test, Y_test), ref.score(X_test, Y_test),
+                                   atol=1e-4)

@@ -172,7 +172,8 @@ def _fit_svd_path(X, Y, splits, penalties, score, n_targets_batch, backend, dtyp
 
     Validation predictions for penalty α are ``(X_val V) diag(s / (s² + α)) (Uᵀ Y_train)``
     (Huth ``ridge_corr``; encoding_anchors.md §3): O(r·n_train·T + A·n_val·r·T) per fold
-    instead of himalaya's O(A·n_val·n_train·T), and memory O(n_val·batch) per α.
+    instead of himalaya's O(A·n_val·n_train·T), and memory O(n_val·batch) per α. Huth's
+    ``singcutoff`` is not needed: a direction with s → 0 gets weight s/(s²+α) → 0.
     """
     score_fn = SCORE_FUNCS[score]
     n_targets = Y.shape[1]
@@ -223,7 +224,7 @@ def _fit_himalaya(X, Y, splits, penalties, score, n_targets_batch, backend, dtyp
         on_gpu = backend == "torch_cuda"
         best_alphas, coef, cv_scores = solve_ridge_cv_svd(
             hb.asarray(np.asarray(X, dtype=dtype)),
-            np.asarray(Y, dtype=dtype) if on_gpu else hb.asarray(np.asarray(Y, dtype=dtype)),
+            hb.asarray(np.asarray(Y, dtype=dtype), device="cpu" if on_gpu else None),
             alphas=hb.asarray(np.asarray(penalties, dtype=dtype)), cv=splits,
             score_func=SCORE_FUNCS[score], local_alpha=True, n_targets_batch=n_targets_batch,
             Y_in_cpu=on_gpu, warn=False)
