@@ -46,6 +46,7 @@ class DataConfig:
     zscore: bool = True  # z-score every target within each run
     batch_size: int = 4  # segments per optimizer step and device
     num_workers: int = 0
+    shuffle: bool = True  # shuffle training segments each epoch (off: a fixed order, e.g. to compare DDP with one process)
     # Format options and target selection (see braintune/data/formats/*, braintune/data/targets.py)
     task: Optional[str] = None  # bids: keep only files of this BIDS task (task-<name>); None: every task
     mask: Optional[str] = None  # bids volumes: brain-mask NIfTI (nonzero = keep); targets are the masked voxels

@@ -56,19 +56,19 @@ class SegmentDataModule(L.LightningDataModule):
     """Training and validation segments of the tuned participants."""
 
     def __init__(self, study: Study, splits: Splits, responses: Responses, segment_trs: int, span, context_s: float,
-                 sample_rate: int, batch_size: int, num_workers: int = 0, stimulus: dict | None = None):
+                 sample_rate: int, batch_size: int, num_workers: int = 0, stimulus: dict | None = None, shuffle: bool = True):
         super().__init__()
         self.study, self.splits, self.responses = study, splits, responses
         self.kw = dict(participants=splits.participants, segment_trs=segment_trs, span=span, context_s=context_s, sample_rate=sample_rate)
         self.kw.update(stimulus or {})  # inputs (modalities), video_fps, frame_size, context_words
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.shuffle = batch_size, num_workers, shuffle
         self.collate = partial(collate_segments, participants=splits.participants, n_targets=responses.n_targets)
 
     def _dataset(self, runs: list[str]) -> SegmentDataset:
         return SegmentDataset({r: self.study.runs[r] for r in runs}, self.responses.data, **self.kw)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self._dataset(self.splits.train_runs), batch_size=self.batch_size, shuffle=True,
+        return DataLoader(self._dataset(self.splits.train_runs), batch_size=self.batch_size, shuffle=self.shuffle,
                           collate_fn=self.collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
@@ -88,4 +88,4 @@ def build_datamodule(cfg, span) -> SegmentDataModule:
     d = cfg.data
     stimulus = dict(inputs=backbone_inputs(cfg.backbone.arch), video_fps=d.video_fps, frame_size=d.frame_size, context_words=d.context_words)
     return SegmentDataModule(study, splits, responses, d.segment_trs, span, d.context_s, d.sample_rate, d.batch_size, d.num_workers,
-                             stimulus)
+                             stimulus, d.shuffle)

@@ -33,6 +33,29 @@ class BrainTuner(L.LightningModule):
         self.heads = ParticipantHeads(self.pooling.out_features(self.backbone.hidden_size), dict(n_targets), h.kind, h.rank, h.dropout)
         self.loss_fn = build_loss(cfg.loss.name, cfg.loss.pearson_weight)
         self.val_r = nn.ModuleDict({p: PearsonCorrCoef(num_outputs=n) for p, n in n_targets.items()})
+        self.seed = cfg.trainer.seed
+
+    def add_participant(self, name: str, n_targets: int, train_only_new: bool = True) -> nn.Module:
+        """Add (and return) the head of a new participant; with ``train_only_new`` every other weight is frozen.
+
+        The new target count goes into ``hparams`` so that checkpoints rebuild the model with this head.
+        """
+        if name in self.heads.maps:
+            raise ValueError(f"participant '{name}' already has a head; heads exist for {self.heads.participants}")
+        if train_only_new and self.heads.kind == "shared":
+            raise ValueError("head.kind 'shared' gives a new participant no weights of its own to fit; use per_participant or low_rank")
+        head = self.heads.add_participant(name, n_targets)
+        self.val_r[name] = PearsonCorrCoef(num_outputs=n_targets)
+        self.hparams["n_targets"] = {**self.hparams["n_targets"], name: n_targets}
+        if train_only_new:
+            self.requires_grad_(False)
+            head.requires_grad_(True)
+        return head
+
+    def on_train_epoch_start(self) -> None:
+        # Epoch e's shuffling, dropout and masking depend only on (seed, e), so a run resumed from a checkpoint
+        # at epoch e continues exactly as the uninterrupted run; ranks differ so that DDP replicas don't share masks.
+        L.seed_everything(self.seed + 1000 * self.current_epoch + self.global_rank, workers=True, verbose=False)
 
     def features(self, batch: dict) -> torch.Tensor:
         """Batch -> pooled features (B, K, F) of the tuned layer."""
