@@ -108,5 +108,9 @@ def build_text(cfg) -> TextBackbone:
                             "for its offline tokenizer; or set backbone.name to a hub checkpoint")
     tokenizer = word_tokenizer(list(cfg.text_vocab))
     overrides.setdefault("vocab_size", len(tokenizer))
+    known = CONFIG_MAPPING[model_type]().to_dict()
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):  # the hub defaults (e.g. 50256) lie outside this vocabulary
+        if key in known:
+            overrides.setdefault(key, tokenizer.pad_token_id)
     model = AutoModel.from_config(config_from_overrides(CONFIG_MAPPING[model_type], overrides, model_type))
     return TextBackbone(model, tokenizer, cfg.text_rate_hz)

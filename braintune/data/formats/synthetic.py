@@ -4,6 +4,8 @@ Audio: sequences of short tone complexes of ``N_FEATURES`` kinds (different pitc
 Responses: the per-TR intensity of each kind, convolved with a canonical haemodynamic response,
 mixed by participant-specific weights (some targets get none: pure noise), plus Gaussian noise.
 The test story is presented ``N_REPEATS`` times with independent noise, as ``individual_repeats``.
+Word timings: every tone is a "word" from its kind's vocabulary (``WORDS``), written as
+``derivative/TextGrids/{story}.TextGrid``, so the planted signal is also driven by word identity.
 The ground truth (weights, noise, expected ceilings) is saved as ``ground_truth.json`` / ``.npz``.
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ BASE_HZ = (220.0, 550.0, 1300.0, 3100.0)
 N_REPEATS = 4
 NOISE_ONLY_FRACTION = 0.25
 ENVELOPE_RATE = 100  # Hz of the latent intensity signal
+WORDS = (("low", "deep", "bass"), ("mid", "warm", "round"), ("high", "bright", "clear"), ("top", "sharp", "thin"))  # per kind
 
 
 @dataclass
@@ -56,12 +59,13 @@ def hrf(tr: float, length_s: float = 32.0) -> np.ndarray:
     return h / h.sum()
 
 
-def _story_audio(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    """(samples,) audio and (n_env, N_FEATURES) intensity at ENVELOPE_RATE Hz."""
+def _story_audio(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, np.ndarray, list]:
+    """(samples,) audio, (n_env, N_FEATURES) intensity at ENVELOPE_RATE Hz, and the tones [(onset, end, word)]."""
     n = int(seconds * SAMPLE_RATE)
     wave = 0.01 * rng.standard_normal(n).astype(np.float32)
     env = np.zeros((int(seconds * ENVELOPE_RATE), N_FEATURES), np.float32)
     t = rng.uniform(0.0, 0.3)
+    words: list = []
     while t < seconds - 0.4:
         kind = rng.integers(N_FEATURES)
         dur = rng.uniform(0.08, 0.3)
@@ -71,8 +75,27 @@ def _story_audio(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, 
         tone = sum(np.sin(2 * np.pi * BASE_HZ[kind] * h * tt) / h for h in (1, 2, 3))
         wave[i0:i1] += (amp * 0.3 * np.hanning(i1 - i0) * tone).astype(np.float32)
         env[int(t * ENVELOPE_RATE) : int((t + dur) * ENVELOPE_RATE), kind] += amp
+        words.append((t, t + dur, WORDS[kind][len(words) % len(WORDS[kind])]))  # no rng draw: audio stays as before
         t += dur + rng.exponential(0.25)
-    return wave, env
+    return wave, env, words
+
+
+def _write_textgrid(path: Path, words: list, seconds: float) -> None:
+    """Long-format Praat TextGrid with one "word" tier; gaps between words are empty intervals."""
+    intervals, t = [], 0.0
+    for a, b, text in words:
+        if a > t:
+            intervals.append((t, a, ""))
+        intervals.append((a, b, text))
+        t = b
+    intervals.append((t, seconds, ""))
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {seconds}", "tiers? <exists>",
+             "size = 1", "item []:", "    item [1]:", '        class = "IntervalTier"', '        name = "word"', "        xmin = 0",
+             f"        xmax = {seconds}", f"        intervals: size = {len(intervals)}"]
+    for i, (a, b, text) in enumerate(intervals, 1):
+        lines += [f"        intervals [{i}]:", f"            xmin = {a:.4f}", f"            xmax = {b:.4f}", f'            text = "{text}"']
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _latent(env: np.ndarray, seconds: float, tr: float) -> np.ndarray:
@@ -105,7 +128,8 @@ def write_story_dataset(root: str | Path, spec: SyntheticSpec) -> Path:
     respdict = {}
     trim = slice(lebel.TRIM_START, -lebel.TRIM_END)
     for story in story_names(spec.stories):
-        wave, env = _story_audio(rng, spec.story_seconds)
+        wave, env, words = _story_audio(rng, spec.story_seconds)
+        _write_textgrid(root / "derivative" / "TextGrids" / f"{story}.TextGrid", words, spec.story_seconds)
         sf.write(root / "stimuli" / f"{story}.wav", wave, SAMPLE_RATE, subtype="PCM_16")
         z = _latent(env, spec.story_seconds, spec.tr)[trim]
         respdict[story] = len(z)
