@@ -111,8 +111,9 @@ def headline_metric(kind: str) -> str:
     return "r" if kind == "regression" else "accuracy"
 
 
-def bootstrap_ci(y_true, y_pred, kind: str, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Percentile bootstrap over test items: {metric: [low, high]} for every metric of ``metrics``."""
+def bootstrap_ci(y_true, y_pred, kind: str, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                 accuracy_only: bool = False) -> dict:
+    """Percentile bootstrap over test items: {metric: [low, high]} for every metric of ``metrics`` (or accuracy only)."""
     rng = np.random.default_rng(seed)
     n = len(y_true)
     draws: dict[str, list[float]] = {}
@@ -120,7 +121,7 @@ def bootstrap_ci(y_true, y_pred, kind: str, n_boot: int = 1000, seed: int = 0, l
         correct = (np.asarray(y_true) == np.asarray(y_pred)).astype(float)
         idx = rng.integers(0, n, size=(n_boot, n))
         draws["accuracy"] = list(correct[idx].mean(axis=1))
-        for rows in idx[: min(n_boot, 500)]:  # F1 CIs from 500 resamples keep the loop fast
+        for rows in idx[: 0 if accuracy_only else min(n_boot, 500)]:  # F1 CIs from 500 resamples keep the loop fast
             for key, value in metrics(y_true[rows], y_pred[rows], kind).items():
                 if key != "accuracy":
                     draws.setdefault(key, []).append(value)
@@ -139,10 +140,14 @@ def paired_comparison(y_true, pred_a, pred_b, kind: str, n_boot: int = 1000, see
     key = headline_metric(kind)
     rng = np.random.default_rng(seed)
     n = len(y_true)
-    diffs = []
-    for _ in range(n_boot):
-        rows = rng.integers(0, n, size=n)
-        diffs.append(metrics(y_true[rows], pred_a[rows], kind)[key] - metrics(y_true[rows], pred_b[rows], kind)[key])
+    if kind == "classification":  # accuracy difference = mean of per-item (a correct - b correct)
+        per_item = (pred_a == y_true).astype(float) - (pred_b == y_true).astype(float)
+        diffs = per_item[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    else:
+        diffs = []
+        for _ in range(n_boot):
+            rows = rng.integers(0, n, size=n)
+            diffs.append(metrics(y_true[rows], pred_a[rows], kind)[key] - metrics(y_true[rows], pred_b[rows], kind)[key])
     out = {"metric": key,
            "difference": metrics(y_true, pred_a, kind)[key] - metrics(y_true, pred_b, kind)[key],
            "ci": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]}
