@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .study import DataError, Study
 
@@ -56,7 +57,7 @@ def prepare_responses(study: Study, participants: list[str], runs: list[str], zs
         have = [r for r in runs if (p, r) in study.sources]
         if not have:
             raise DataError(f"participant '{p}' has no responses for any of the runs {runs} under '{study.root}'")
-        arrays = {r: _load_checked(study, p, r) for r in have}
+        arrays = {r: _load_checked(study, p, r) for r in tqdm(have, desc=f"responses {p}", leave=False)}  # minutes on ds003020
         widths = {r: a.shape[1] for r, a in arrays.items()}
         if len(set(widths.values())) > 1:
             listing = ", ".join(f"{study.sources[(p, r)].path}: {w}" for r, w in widths.items())
