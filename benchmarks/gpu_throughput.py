@@ -105,7 +105,7 @@ def main() -> None:
         peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process max RSS)"
         mfu, card = "n/a on CPU", "CPU"
     n_all = sum(q.numel() for m in (backbone, heads) for q in m.parameters())
-    print(f"device {card}; {'tiny float32' if args.tiny else 'wav2vec2-base bf16-mixed'}; LoRA r=8 on q/k/v/out; "
+    print(f"device {card}; {'tiny' if args.tiny else 'wav2vec2-base'} {'bf16-mixed' if bf16 else 'float32'}; LoRA r=8 on q/k/v/out; "
           f"{n_all:,} parameters, {sum(q.numel() for q in params):,} trained")
     print(f"batch {args.batch_size} segments × {args.segment_trs} TRs ({seconds:.1f} s of audio each), {args.targets} targets")
     for name, value in [("step time", f"{step_s * 1000:.1f} ms"), ("samples/s", f"{args.batch_size / step_s:.2f}"),
