@@ -183,6 +183,7 @@ class AlignmentConfig:
     cv: str = "leave_runs_out"  # leave_runs_out | bootstrap (Huth-lab chunked bootstrap)
     chunk_s: float = 60.0  # audio encoded per forward pass when extracting features
     window_s: Optional[float] = None  # feature window per TR; None: the run's TR
+    regions: list[str] = field(default_factory=list)  # also report mean r of targets whose label contains each (+ "other")
 
 
 @dataclass

@@ -73,7 +73,7 @@ def test_lora_per_encoder_and_frame_size_check(av_cfg):
         model({"audio": torch.zeros(1, 16000), "video": torch.zeros(1, 8, 64, 64, 3, dtype=torch.uint8), "video_fps": 8.0})
 
 
-def _group_r(cfg, truth, group):
+def _alignment(cfg):
     from braintune.data.datamodule import make_splits
     from braintune.data.formats import open_study
     from braintune.evaluation.alignment import measure_alignment
@@ -82,21 +82,25 @@ def _group_r(cfg, truth, group):
     study = open_study(cfg.data)
     splits = make_splits(study, cfg.data)
     backbone = build_backbone(cfg.backbone).eval()
-    _, arrays = measure_alignment(backbone, study, splits.participants, splits.test_runs, cfg, backbone.num_layers - 1)
-    return np.mean([arrays[f"{p}/layer{backbone.num_layers - 1}"][truth[group][p]].mean() for p in splits.participants])
+    layer = backbone.num_layers - 1
+    summary, arrays = measure_alignment(backbone, study, splits.participants, splits.test_runs, cfg, layer)
+    return summary, {p: arrays[f"{p}/layer{layer}"] for p in splits.participants}
 
 
 def test_video_driven_targets_need_the_video_branch(tmp_path):
     # 90 s parts: with 45 s parts the HRF onset ramp shared by all targets lets audio alone reach r ~0.5
-    common = [f"data.root={tmp_path / 'friends'}", f"out_dir={tmp_path}", "alignment.layers=[]", "data.synthetic.story_seconds=90.0"]
+    common = [f"data.root={tmp_path / 'friends'}", f"out_dir={tmp_path}", "alignment.layers=[]", "data.synthetic.story_seconds=90.0",
+              "alignment.regions=[Vis, STS]"]
     av = load_config(AV, common)
     audio_only = load_config(AV, common + ["backbone.arch=wav2vec2", "backbone.config={hidden_size: 32, num_hidden_layers: 2, "
                                            "num_attention_heads: 4, intermediate_size: 64, conv_dim: [32, 32, 32, 32, 32, 32, 32], "
                                            "num_conv_pos_embeddings: 16, num_conv_pos_embedding_groups: 4}"])
-    from braintune.data.formats import open_study
-
-    open_study(av.data)  # writes the dataset
+    summary_av, r_av = _alignment(av)
+    summary_audio, _ = _alignment(audio_only)
     truth = json.loads((tmp_path / "friends" / "ground_truth.json").read_text())
-    r_av = _group_r(av, truth, "video_targets")
-    r_audio = _group_r(audio_only, truth, "video_targets")
-    assert r_av > 0.6 and r_av > r_audio + 0.2, (r_av, r_audio)  # measured: 0.80 vs 0.48
+    for p, r in r_av.items():  # the per-region summary agrees with the planted roles (Vis = video-driven targets)
+        assert summary_av["participants"][p]["regions"]["Vis"] == pytest.approx(r[truth["video_targets"][p]].mean())
+        assert summary_av["participants"][p]["regions"]["other"] == pytest.approx(r[truth["noise_targets"][p]].mean())
+    vis_av, vis_audio = summary_av["regions"]["Vis"], summary_audio["regions"]["Vis"]
+    assert vis_av > 0.6 and vis_av > vis_audio + 0.2, (vis_av, vis_audio)  # measured: 0.80 vs 0.48
+    assert abs(summary_av["regions"]["other"]) < 0.2  # noise targets

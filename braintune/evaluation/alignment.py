@@ -37,7 +37,7 @@ def participant_alignment(study: Study, participant: str, feats: dict[str, np.nd
         raise DataError(f"participant '{participant}' has {len(train)} training run(s); the encoding model needs at least 2")
     resp = prepare_responses(study, [participant], train + test)
     out = {"r": {}, "n_targets": int(resp.n_targets[participant]), "train_runs": train, "test_runs": test,
-           "excluded": resp.excluded[participant]}
+           "excluded": resp.excluded[participant], "kept": resp.kept[participant]}
     for pos, layer in enumerate(layers):
         X, Y, g = _stack(feats, pos, resp.data, participant, train)
         Xt, Yt, gt = _stack(feats, pos, resp.data, participant, test)
@@ -48,17 +48,53 @@ def participant_alignment(study: Study, participant: str, feats: dict[str, np.nd
     return out
 
 
-def summarize(results: dict[str, dict], headline_layer: int) -> dict:
-    """Per-participant results -> the JSON summary: mean r at the headline layer, per participant, per layer."""
+def region_masks(names: np.ndarray, regions: list[str]) -> dict[str, np.ndarray]:
+    """(n_targets,) label names -> {region: targets whose name contains it (case-insensitive), "other": the rest}."""
+    low = np.char.lower(names.astype(str))
+    masks = {r: np.char.find(low, r.lower()) >= 0 for r in regions}
+    masks["other"] = ~np.any(list(masks.values()), axis=0) if masks else np.ones(len(names), bool)
+    return masks
+
+
+def target_names(study: Study, participant: str, labels: str | None) -> np.ndarray | None:
+    """Label name of each of the participant's study targets (file column c has label id c + 1), or None without labels."""
+    from pathlib import Path
+
+    from ..data.formats import _layout_labels
+    from ..data.targets import read_labels
+
+    path = Path(labels) if labels else _layout_labels(study, participant)
+    if path is None:
+        return None
+    source = study.sources[(participant, study.runs_of(participant)[0])]
+    n = source.shape()[1]
+    while not hasattr(source, "columns") and hasattr(source, "inner"):  # cache / row-cut wrappers
+        source = source.inner
+    columns = getattr(source, "columns", range(n))  # a region selection keeps a subset of the file's columns
+    table = read_labels(path)
+    return np.array([table.get(int(c) + 1, "") for c in columns], dtype=object)
+
+
+def summarize(results: dict[str, dict], headline_layer: int, names: dict[str, np.ndarray] | None = None,
+              regions: list[str] = ()) -> dict:
+    """Per-participant results -> the JSON summary: mean r at the headline layer, per participant, per layer, and
+    with label ``names`` (per participant, over the study's targets) and ``regions``, per region inside / "other"."""
     participants = {}
     for p, res in results.items():
         entry = {"mean_r": float(np.mean(res["r"][headline_layer])), "n_targets": res["n_targets"],
                  "layers": {str(l): float(np.mean(r)) for l, r in res["r"].items()}, "excluded_targets": res["excluded"]}
+        if regions and names and names.get(p) is not None:
+            r = res["r"][headline_layer]
+            masks = region_masks(names[p][res["kept"]], list(regions))
+            entry["regions"] = {k: float(r[m].mean()) if m.any() else None for k, m in masks.items()}
         if res["ceiling"] is not None:
             entry["mean_ceiling"] = float(np.nanmean(res["ceiling"]))
         participants[p] = entry
     layers = sorted(next(iter(results.values()))["r"]) if results else []
+    per_region = [e["regions"] for e in participants.values() if "regions" in e]
+    region_means = {k: float(np.mean([d[k] for d in per_region if d[k] is not None] or [np.nan])) for k in (per_region[0] if per_region else {})}
     return {
+        **({"regions": region_means} if region_means else {}),
         "mean_r": float(np.mean([e["mean_r"] for e in participants.values()])) if participants else float("nan"),
         "layer": headline_layer,
         "participants": participants,
@@ -94,4 +130,5 @@ def measure_alignment(backbone, study: Study, participants: list[str], test_runs
     if a.alphas is not None:
         params["alphas"] = np.asarray(a.alphas, dtype=float)
     results = {p: participant_alignment(study, p, feats, layers, test_runs, params) for p in participants}
-    return summarize(results, headline_layer), arrays_for_npz(results)
+    names = {p: target_names(study, p, d.labels) for p in participants} if a.regions else None
+    return summarize(results, headline_layer, names, list(a.regions)), arrays_for_npz(results)
