@@ -107,10 +107,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--segment-trs", type=int, default=16)
     parser.add_argument("--targets-per-step", type=int, default=32, help="TR targets per optimizer step, both approaches")
+    parser.add_argument("--context-s", type=float, default=4.0, help="(a)'s left context before a segment's first window")
     parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args()
     k = args.segment_trs
-    cfg = load_config("configs/demo.yaml", REFERENCE + [f"data.segment_trs={k}", f"data.batch_size={max(args.targets_per_step // k, 1)}"])
+    cfg = load_config("configs/demo.yaml", REFERENCE + [f"data.segment_trs={k}", f"data.context_s={args.context_s}", f"data.batch_size={max(args.targets_per_step // k, 1)}"])
     p = cfg.pooling
     dm = build_datamodule(cfg, TRPooling(p.window_s, p.lag_s, p.n_windows, p.combine).span)
     windows = lambda runs, shuffle: DataLoader(  # noqa: E731
@@ -124,13 +125,13 @@ def main() -> None:
         torch.manual_seed(0)
         module = BrainTuner(to_dict(cfg), dm.responses.n_targets)
         optimizer = torch.optim.AdamW(module.parameters(), lr=args.lr)
-        audio_s = sum(b["audio"].shape[1] for b in seg_train) if step is segment_loss else None
+        audio_s = sum(b["audio"].numel() for b in seg_train) if step is segment_loss else None  # padded B × S
         seconds = [timed_epoch(module, optimizer, train_batches(), step) for _ in range(args.epochs)]
         if audio_s is None:
             audio_s = len(windows(dm.splits.train_runs, False).dataset) * 10.0 * cfg.data.sample_rate
         rows.append((name, np.mean(seconds), audio_s / cfg.data.sample_rate, *heldout_r(module, seg_val, win_val)))
     print(f"demo stories: {len(dm.splits.train_runs)} train runs, validation {dm.splits.val_runs}, participants "
-          f"{dm.splits.participants}; {args.epochs} epochs, {args.targets_per_step} TR targets per step, K = {k}")
+          f"{dm.splits.participants}; {args.epochs} epochs, {args.targets_per_step} TR targets per step, K = {k}, context {args.context_s} s")
     print(f"{'approach':<26}{'CPU s/epoch':>14}{'audio s/epoch':>15}{'val r (seg inf.)':>18}{'val r (win inf.)':>18}")
     for name, sec, audio, r_seg, r_win in rows:
         print(f"{name:<26}{sec:>14.2f}{audio:>15.0f}{r_seg:>18.3f}{r_win:>18.3f}")

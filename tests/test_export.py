@@ -84,3 +84,13 @@ def test_init_from_adds_a_new_participant_head_only(tmp_path):
     assert after["heads.maps.UTS04.weight"].shape == (6, before["heads.maps.UTS01.weight"].shape[1])
     assert "heads.maps.UTS04.weight" not in before
     assert second["optimizer_steps"] > 0
+
+
+def test_export_command_line(tmp_path, capsys):
+    from braintune.training.export import main
+
+    _, ckpt = _checkpoint(tmp_path, "lora")
+    assert main([str(ckpt), str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "config.json").is_file() and (tmp_path / "out" / "preprocessor_config.json").is_file()
+    assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "x")]) == 2
+    assert "missing.ckpt" in capsys.readouterr().err
