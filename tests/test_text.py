@@ -72,3 +72,13 @@ def test_text_alignment_rises_with_tuning(tmp_path):
     before, after = summary["alignment"]["before"]["mean_r"], summary["alignment"]["after"]["mean_r"]
     assert after > before + 0.01, (before, after)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["alignment"]["after"]["mean_r"] == pytest.approx(after)
+
+
+def test_bert_builds_and_gpt2_lora_trains_only_adapters():
+    bert = build_backbone(load_config(None, TINY + [
+        "backbone.config={model_type: bert, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32}"]).backbone)
+    out = bert({"words": [[(0.1, "low"), (0.5, "MID"), (0.7, "unknownword")], []], "span_s": np.array([1.0, 0.8])}, [1])
+    assert out.shape == (2, 1, 11, 16) and out[1].abs().sum() == 0  # an item without words stays zero
+    gpt2 = build_backbone(load_config(None, TINY + ["backbone.finetune=lora", "backbone.lora.target_modules=[c_attn]"]).backbone)
+    trainable = [n for n, p in gpt2.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
