@@ -115,3 +115,21 @@ def test_demo_config_runs_end_to_end(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["optimizer_steps"] > 0 and summary["best_val_pearson"] is not None
     assert summary["alignment"]["after"]["mean_r"] > 0.3  # a third of the targets are noise; signal targets reach ~0.7
+
+
+def test_modality_dropout_zeroes_one_modality_in_training_only():
+    torch.manual_seed(0)
+    model = build_backbone(load_config(AV, ["backbone.fusion.modality_dropout=1.0"]).backbone)
+    batch = {"audio": torch.randn(1, 2 * 16000), "video": torch.randint(0, 255, (1, 16, 32, 32, 3), dtype=torch.uint8), "video_fps": 8.0}
+    model.eval()
+    with torch.no_grad():
+        full = model(batch, [0])[0, 0]
+        audio = model.proj_audio(model.audio(batch["audio"], [model.audio_layer])[:, 0])[0]
+    video = full - audio  # layer 0 is the sum of the two projected streams
+    model.train()
+    model.audio.model.eval()  # keep the encoders' own dropout out of the comparison
+    model.video.eval()
+    with torch.no_grad():
+        dropped = [model(batch, [0])[0, 0] for _ in range(6)]
+    for d in dropped:
+        assert torch.allclose(d, audio, atol=1e-5) or torch.allclose(d, video, atol=1e-5)
