@@ -22,7 +22,6 @@ from ..data.stimuli import load_audio
 from .tasks.base import Item
 
 log = logging.getLogger(__name__)
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm"}
 
 
 def model_key(checkpoint: Optional[str] = None, backbone: Optional[dict] = None, seed: int = 0) -> str:
@@ -41,14 +40,9 @@ def model_key(checkpoint: Optional[str] = None, backbone: Optional[dict] = None,
 
 def item_waveform(item: Item, sample_rate: int) -> np.ndarray:
     """(n_samples,) float32 mono waveform of an item at ``sample_rate``."""
-    if item.array is not None:
-        wave, sr = np.asarray(item.array, dtype=np.float32), int(item.sample_rate or sample_rate)
-    elif Path(item.audio).suffix.lower() in VIDEO_SUFFIXES:
-        from .tasks.mustard import read_mp4_audio
-
-        wave, sr = read_mp4_audio(item.audio)
-    else:
+    if item.array is None:  # audio files and the audio track of video clips (MUStARD's mp4)
         return load_audio(item.audio, sample_rate)
+    wave, sr = np.asarray(item.array, dtype=np.float32), int(item.sample_rate or sample_rate)
     if sr != sample_rate:
         wave = AF.resample(torch.from_numpy(wave), sr, sample_rate).numpy()
     return wave

@@ -4,7 +4,7 @@ Speaker-independent (task ``mustard``): following the MUStARD paper's speaker-in
 *Friends* clips are the test set and the other shows (The Big Bang Theory, The Golden Girls,
 Sarcasmaholics) train. So that no speaker is in both, a training clip whose speaker also speaks in a
 test clip is excluded and counted (``skipped``). Speaker-dependent (``mustard_dependent``): stratified
-5-fold cross-validation over all clips (seeded). Modality: the clip's audio track (PyAV); the utterance
+5-fold cross-validation over all clips (seeded). Modality: the clip's audio track (``braintune.data.stimuli.load_audio``, PyAV); the utterance
 string is kept as ``Item.text``. Video frames and the dialogue context are not used.
 """
 from __future__ import annotations
@@ -12,37 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 
 from ...data.study import DataError
 from .base import Item, TaskData, require_file, stratified_folds
 
 TEST_SHOW = "FRIENDS"
 LAYOUT = "MUStARD expects ROOT/sarcasm_data.json and ROOT/utterances_final/{id}.mp4 (github.com/soujanyaporia/MUStARD)"
-
-
-def read_mp4_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """The audio track of a video file as ((n_samples,) float32 mono, sample rate), decoded with PyAV."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise DataError(f"'{path}' has no audio track; MUStARD clips must carry their sound")
-            stream = container.streams.audio[0]
-            chunks = [frame.to_ndarray().astype(np.float32) for frame in container.decode(stream)]
-            sample_rate = stream.codec_context.sample_rate
-    except av.error.FFmpegError as err:
-        raise DataError(f"cannot decode '{path}': {err}; re-download the clip") from err
-    if not chunks:
-        raise DataError(f"'{path}' has an empty audio track; re-download the clip")
-    # planar frames are (channels, n); packed ones are (1, n * channels)
-    channels = len(stream.layout.channels)
-    wave = np.concatenate([c.reshape(channels, -1) if c.shape[0] == 1 and channels > 1 else c for c in chunks], axis=1)
-    wave = wave.mean(axis=0)
-    if np.issubdtype(chunks[0].dtype, np.integer):
-        wave = wave / np.iinfo(chunks[0].dtype).max
-    return np.ascontiguousarray(wave, dtype=np.float32), int(sample_rate)
 
 
 def _read(root: str) -> tuple[list[Item], dict[str, str]]:
