@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from functools import partial
 
 import lightning as L
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from .dataset import SegmentDataset, collate_segments
 from .formats import open_study
@@ -52,23 +53,52 @@ def make_splits(study: Study, data_cfg) -> Splits:
     return Splits(participants, heldout, train, val, test)
 
 
+class EpochShuffle(Sampler[int]):
+    """A random order of ``n`` items that depends only on (seed, epoch).
+
+    ``RandomSampler`` draws its order from the global RNG when the loader is first iterated, which Lightning does
+    before any epoch hook on a resumed run, so a resumed epoch would see another order than the uninterrupted run.
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int = 0):
+        self.n, self.seed, self.epoch = n, seed, epoch
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this before every epoch
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class SegmentDataModule(L.LightningDataModule):
     """Training and validation segments of the tuned participants."""
 
     def __init__(self, study: Study, splits: Splits, responses: Responses, segment_trs: int, span, context_s: float,
-                 sample_rate: int, batch_size: int, num_workers: int = 0, stimulus: dict | None = None, shuffle: bool = True):
+                 sample_rate: int, batch_size: int, num_workers: int = 0, stimulus: dict | None = None, shuffle: bool = True,
+                 seed: int = 0):
         super().__init__()
         self.study, self.splits, self.responses = study, splits, responses
         self.kw = dict(participants=splits.participants, segment_trs=segment_trs, span=span, context_s=context_s, sample_rate=sample_rate)
         self.kw.update(stimulus or {})  # inputs (modalities), video_fps, frame_size, context_words
-        self.batch_size, self.num_workers, self.shuffle = batch_size, num_workers, shuffle
+        self.batch_size, self.num_workers, self.shuffle, self.seed = batch_size, num_workers, shuffle, seed
         self.collate = partial(collate_segments, participants=splits.participants, n_targets=responses.n_targets)
 
     def _dataset(self, runs: list[str]) -> SegmentDataset:
         return SegmentDataset({r: self.study.runs[r] for r in runs}, self.responses.data, **self.kw)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self._dataset(self.splits.train_runs), batch_size=self.batch_size, shuffle=self.shuffle,
+        dataset = self._dataset(self.splits.train_runs)
+        sampler = None
+        trainer = self.trainer
+        if self.shuffle and (trainer is None or trainer.world_size == 1):  # under DDP Lightning's DistributedSampler shuffles
+            sampler = EpochShuffle(len(dataset), self.seed, trainer.current_epoch if trainer is not None else 0)
+        elif not self.shuffle and trainer is not None and trainer.world_size > 1:
+            # Lightning's own DistributedSampler always shuffles training data; keep the order fixed as asked
+            sampler = DistributedSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=self.shuffle and sampler is None, sampler=sampler,
                           collate_fn=self.collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
@@ -88,4 +118,4 @@ def build_datamodule(cfg, span) -> SegmentDataModule:
     d = cfg.data
     stimulus = dict(inputs=backbone_inputs(cfg.backbone.arch), video_fps=d.video_fps, frame_size=d.frame_size, context_words=d.context_words)
     return SegmentDataModule(study, splits, responses, d.segment_trs, span, d.context_s, d.sample_rate, d.batch_size, d.num_workers,
-                             stimulus, d.shuffle)
+                             stimulus, d.shuffle, cfg.trainer.seed)

@@ -52,10 +52,12 @@ class BrainTuner(L.LightningModule):
             head.requires_grad_(True)
         return head
 
-    def on_train_epoch_start(self) -> None:
-        # Epoch e's shuffling, dropout and masking depend only on (seed, e), so a run resumed from a checkpoint
-        # at epoch e continues exactly as the uninterrupted run; ranks differ so that DDP replicas don't share masks.
-        L.seed_everything(self.seed + 1000 * self.current_epoch + self.global_rank, workers=True, verbose=False)
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        # Epoch e's dropout and masking depend only on (seed, e), so a run resumed from a checkpoint at epoch e
+        # continues exactly as the uninterrupted run (Lightning skips on_train_epoch_start on such a resume; the
+        # order of segments is seeded by (seed, e) in the datamodule). Ranks differ so DDP replicas don't share masks.
+        if batch_idx == 0:
+            L.seed_everything(self.seed + 1000 * self.current_epoch + self.global_rank, workers=True, verbose=False)
 
     def features(self, batch: dict) -> torch.Tensor:
         """Batch -> pooled features (B, K, F) of the tuned layer."""
