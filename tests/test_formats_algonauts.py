@@ -10,8 +10,7 @@ import pytest
 
 from braintune.config import load_config
 from braintune.data.formats import algonauts, open_study
-from braintune.data.formats.synthetic import hrf
-from braintune.data.formats.synthetic_friends import FriendsSpec, write_friends_dataset, write_movie
+from braintune.data.formats.synthetic_friends import FriendsSpec, haemodynamic, write_friends_dataset, write_movie
 from braintune.data.stimuli import StimulusError, audio_info, crop, load_audio
 from braintune.data.study import DataError
 from braintune.data.timing import time_to_index
@@ -50,13 +49,15 @@ def test_layout_read_back(friends):
 
 
 def test_audio_driven_targets_follow_decoded_audio(friends):
-    """Per-TR loudness of the decoded .mkv audio, convolved with the HRF, predicts exactly the planted audio targets."""
+    """Per-TR loudness of the 660 Hz tones in the decoded .mkv audio (the other pitches are distractors),
+    convolved with the HRF, predicts exactly the planted audio targets."""
     study = algonauts.open_study(friends)
     truth = json.loads((friends / "ground_truth.json").read_text())
     run = study.runs["s06e01a"]
     wave = load_audio(run.stimulus, 16000)
-    rms = np.array([np.sqrt(np.mean(crop(wave, t, t + 1.49, 16000) ** 2)) for t in run.timing.times()])
-    x = np.convolve(rms, hrf(1.49))[: run.timing.n_trs]
+    probe = np.exp(-2j * np.pi * 660.0 * np.arange(int(1.49 * 16000)) / 16000)
+    amp = np.array([np.abs(crop(wave, t, t + 1.49, 16000) @ probe) for t in run.timing.times()])
+    x = haemodynamic(amp[:, None])[:, 0]
     y = study.sources[("sub-01", "s06e01a")].read()
     r = np.array([np.corrcoef(x, y[:, k])[0, 1] for k in range(y.shape[1])])
     audio = truth["audio_targets"]["sub-01"]

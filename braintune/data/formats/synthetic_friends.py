@@ -1,12 +1,15 @@
 """Planted-signal episodes -> files in the exact Algonauts 2025 layout (read back by ``formats.algonauts``).
 
 Each episode part is a 64x64, 8 fps ``.mkv`` (MPEG-4 video + 16 kHz mono PCM audio, readable by PyAV and
-decord) whose frame brightness changes in random ~2 s blocks and whose audio carries tone bursts of random
-loudness, independently. Per TR (1.49 s, row ``j`` = stimulus time ``j·TR``) the mean brightness and the mean
-tone loudness are convolved with the HRF; a third of each participant's targets follow the brightness, a
-third the loudness and the rest are noise (a different permutation per participant). Also written: per-TR
-transcripts (one word per tone burst), a movie10 file with one movie shown twice, a parcel atlas volume and
-a label table per participant (audio targets named ``*_STS_*``, video ``*_Vis_*``, noise ``*_Default_*``),
+decord). The picture flickers one colour channel around a constant mid-grey per ~2 s block (random channel,
+contrast and phase); the audio carries tone bursts of random pitch and loudness, independently. Per TR
+(1.49 s, row ``j`` = stimulus time ``j·TR``) the mean contrast of *red* flicker and the mean loudness of
+*660 Hz* tones are convolved with the HRF; a third of each participant's targets follow the first, a third
+the second and the rest are noise (a different permutation per participant). Neither feature is a linear
+function of the pixels or samples (brightness is constant, flicker phase is random, other channels and
+pitches are distractors), so random encoders expose them only weakly and brain-tuning has something to
+learn. Also written: per-TR transcripts (one word per tone burst), a movie10 file with one movie shown
+twice, a parcel atlas volume and a label table per participant (audio targets named ``*_STS_*``, video ``*_Vis_*``, noise ``*_Default_*``),
 and ``ground_truth.json``.
 """
 from __future__ import annotations
@@ -25,7 +28,10 @@ from .synthetic import hrf
 SAMPLE_RATE = 16000
 FPS = 8
 SIZE = 64
-TONE_HZ = 660.0
+TONE_HZ = 660.0  # the pitch that drives the audio targets
+TONES_HZ = (250.0, 660.0, 2000.0)
+CHANNELS = ("red", "green", "blue")  # flickering colour per block; red drives the video targets
+BLOCK = 16  # frames per flicker block (2 s)
 H5_NAME = "{p}_task-{task}_space-MNI152NLin2009cAsym_atlas-Schaefer18_parcel-1000Par7Net{desc}_bold.h5"
 
 
@@ -63,29 +69,62 @@ def write_movie(path: Path, frames: np.ndarray, wave: np.ndarray, fps: int = FPS
     return path
 
 
-def _episode(rng: np.random.Generator, seconds: float, n_trs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
-    """Frames, audio, per-TR latent (n_trs, 2: brightness, loudness) and the tone bursts [(onset, duration)]."""
-    n_frames = int(seconds * FPS)
-    level = np.repeat(rng.uniform(0.1, 0.9, n_frames // 16 + 1), 16)[:n_frames]  # 2 s blocks
-    frames = np.broadcast_to((level * 255).astype(np.uint8)[:, None, None, None], (n_frames, SIZE, SIZE, 3)).copy()
+def _flicker(rng: np.random.Generator, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_frames, SIZE, SIZE, 3) uint8 frames and the per-frame target contrast.
+
+    Each ~2 s block flickers one colour channel (``CHANNELS``) around mid-grey, frame by frame, at a random
+    contrast (a fifth of the blocks are still) and starting phase. Only red flicker drives the video targets.
+    The mean brightness never changes and the flicker's sign depends on its random phase, so no linear
+    function of the pixels follows the contrast: a random encoder exposes it only weakly, one tuned to
+    rectify the red frame-to-frame difference exposes it fully.
+    """
+    n_blocks = n_frames // BLOCK + 1
+    channel = rng.integers(len(CHANNELS), size=n_blocks)
+    contrast = rng.uniform(0.1, 0.4, n_blocks) * (rng.random(n_blocks) > 0.2)
+    sign = rng.choice([-1.0, 1.0], n_blocks)
+    level = np.full((n_blocks * BLOCK, 3), 0.5)
+    alternate = np.where(np.arange(BLOCK) % 2 == 0, 1.0, -1.0)
+    for b in range(n_blocks):
+        level[b * BLOCK : (b + 1) * BLOCK, channel[b]] += sign[b] * contrast[b] * alternate
+    frames = np.broadcast_to((level[:n_frames] * 255).astype(np.uint8)[:, None, None, :], (n_frames, SIZE, SIZE, 3)).copy()
+    return frames, np.repeat(contrast * (channel == 0), BLOCK)[:n_frames]
+
+
+def _tones(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, np.ndarray, list]:
+    """Audio with tone bursts of random pitch (``TONES_HZ``) and loudness, the per-sample loudness of the
+    ``TONE_HZ`` bursts only (the audio target) and all bursts [(onset, duration)]."""
     wave = 0.005 * rng.standard_normal(int(seconds * SAMPLE_RATE)).astype(np.float32)
     loud = np.zeros(len(wave), np.float32)
-    bursts, t = [], rng.uniform(0.2, 1.0)
-    while t < seconds - 1.0:
-        dur, amp = rng.uniform(0.2, 0.6), rng.uniform(0.1, 0.8)
+    bursts, t = [], rng.uniform(0.1, 0.5)
+    while t < seconds - 0.6:
+        dur, amp, hz = rng.uniform(0.15, 0.4), rng.uniform(0.1, 0.8), TONES_HZ[rng.integers(len(TONES_HZ))]
         i0, i1 = int(t * SAMPLE_RATE), int((t + dur) * SAMPLE_RATE)
-        wave[i0:i1] += amp * np.sin(2 * np.pi * TONE_HZ * np.arange(i1 - i0) / SAMPLE_RATE) * np.hanning(i1 - i0)
-        loud[i0:i1] = amp
+        wave[i0:i1] += amp * np.sin(2 * np.pi * hz * np.arange(i1 - i0) / SAMPLE_RATE) * np.hanning(i1 - i0)
+        if hz == TONE_HZ:
+            loud[i0:i1] = amp
         bursts.append((round(t, 3), round(dur, 3)))
-        t += dur + rng.exponential(1.2)
+        t += dur + rng.exponential(0.4)
+    return wave, loud, bursts
+
+
+def _episode(rng: np.random.Generator, seconds: float, n_trs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """Frames, audio, per-TR latent (n_trs, 2: red flicker contrast, TONE_HZ loudness) and the tone bursts."""
+    frames, contrast = _flicker(rng, int(seconds * FPS))
+    wave, loud, bursts = _tones(rng, seconds)
     tr = algonauts.TR
     rows = np.arange(n_trs)
-    bright = np.array([level[int(j * tr * FPS) : max(int((j + 1) * tr * FPS), int(j * tr * FPS) + 1)].mean() for j in rows])
-    sound = np.array([loud[int(j * tr * SAMPLE_RATE) : int((j + 1) * tr * SAMPLE_RATE)].mean() if j * tr < seconds else 0 for j in rows])
-    latent = np.stack([bright, sound], 1)
-    h = hrf(tr)
-    latent = np.stack([np.convolve(latent[:, c], h)[:n_trs] for c in range(2)], 1)
-    return frames, wave, (latent - latent.mean(0)) / latent.std(0), bursts
+    seen = np.array([contrast[int(j * tr * FPS) : max(int((j + 1) * tr * FPS), int(j * tr * FPS) + 1)].mean() for j in rows])
+    heard = np.array([loud[int(j * tr * SAMPLE_RATE) : int((j + 1) * tr * SAMPLE_RATE)].mean() if j * tr < seconds else 0 for j in rows])
+    return frames, wave, haemodynamic(np.stack([seen, heard], 1)), bursts
+
+
+def haemodynamic(x: np.ndarray) -> np.ndarray:
+    """(n_trs, C) per-TR stimulus features -> z-scored HRF responses. Centred before the convolution, as if the
+    stimulus before the run had its mean level, so no onset ramp is shared by every target."""
+    h = hrf(algonauts.TR)
+    z = np.stack([np.convolve(c - c.mean(), h)[: len(c)] for c in x.T], 1)
+    sd = z.std(0)
+    return (z - z.mean(0)) / np.where(sd > 0, sd, 1.0)  # a short part may have no red flicker: zero, not NaN
 
 
 def _transcript(path: Path, bursts: list, n_trs: int) -> None:
@@ -140,7 +179,9 @@ def write_friends_dataset(root: str | Path, spec: FriendsSpec) -> Path:
     truth = {"spec": asdict(spec), "tr": algonauts.TR,
              "video_targets": {p: np.flatnonzero(r == 0).tolist() for p, r in roles.items()},
              "audio_targets": {p: np.flatnonzero(r == 1).tolist() for p, r in roles.items()},
-             "noise_targets": {p: np.flatnonzero(r == 2).tolist() for p, r in roles.items()}}
+             "noise_targets": {p: np.flatnonzero(r == 2).tolist() for p, r in roles.items()},
+             "video_feature": f"contrast of the frame-to-frame flicker of the {CHANNELS[0]} channel (of {list(CHANNELS)})",
+             "audio_feature": f"loudness of {TONE_HZ:g} Hz tones (of {list(TONES_HZ)} Hz)"}
     (root / "ground_truth.json").write_text(json.dumps(truth, indent=1))
     return root
 
