@@ -1,7 +1,10 @@
 """Measure a model: ``python evaluate.py {alignment,downstream} -c CONFIG [key=value ...]``.
 
 alignment   ridge encoding models per participant and layer on the test runs (checkpoint=PATH, or the
-            untuned backbone when no checkpoint is given); writes OUT_DIR/summary.json and alignment.npz.
+            untuned backbone when no checkpoint is given); writes OUT_DIR/summary.json, alignment.npz and
+            alignment_by_layer.png (+ data_efficiency.png with alignment.efficiency=true).
+compare     alignment of every alignment.models entry (base, a .ckpt, an exported HF dir), differences against
+            the first with paired tests, block-bootstrap CIs and data-efficiency curves; summary.json + PNGs.
 downstream  linear probes per layer on downstream tasks (downstream.task / downstream.tasks, downstream.root);
             several models side by side with downstream.compare=[base, other.ckpt]; writes summary.json
             and OUT_DIR/downstream_<task>.png.
@@ -14,6 +17,7 @@ from braintune.cli import parse_args, run_command
 
 COMMANDS = {
     "alignment": lambda cfg: __import__("braintune.evaluation.command", fromlist=["alignment"]).alignment(cfg),
+    "compare": lambda cfg: __import__("braintune.evaluation.command", fromlist=["compare"]).compare(cfg),
     "downstream": lambda cfg: __import__("braintune.downstream.command", fromlist=["downstream"]).downstream(cfg),
 }
 

@@ -184,6 +184,17 @@ class AlignmentConfig:
     chunk_s: float = 60.0  # audio encoded per forward pass when extracting features
     window_s: Optional[float] = None  # feature window per TR; None: the run's TR
     regions: list[str] = field(default_factory=list)  # also report mean r of targets whose label contains each (+ "other")
+    extraction: str = "segment"  # segment (chunks, mean of frames per TR) | sliding (causal snippets, Lanczos to TRs)
+    sliding_context_s: float = 16.0  # sliding: stimulus seconds each snippet ends with (the reference recipe's 16 s)
+    sliding_stride_s: float = 0.1  # sliding: seconds between snippet ends
+    sliding_batch: int = 32  # sliding: snippets per forward pass
+    cache_dir: Optional[str] = ".cache/features"  # per model/run/settings .npy features; None: no cache
+    min_ceiling: float = 0.05  # mean_r_normalized keeps targets whose repeat-based ceiling is >= this
+    models: list[str] = field(default_factory=list)  # evaluate.py compare: "base", .ckpt files, exported HF dirs
+    efficiency: bool = False  # also fit on nested subsets of training runs (held-out participants); on in compare
+    efficiency_runs: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 10, 15, 20, 25])  # capped at what exists
+    n_boot: int = 1000  # block-bootstrap resamples for CIs of the mean r difference (compare)
+    block_trs: int = 10  # TRs per bootstrap block (longer than the response autocorrelation)
 
 
 @dataclass
@@ -237,6 +248,7 @@ CHOICES = {
     "trainer.strategy": ("auto", "ddp", "fsdp"),
     "logger.kind": ("csv", "wandb", "tensorboard"),
     "alignment.cv": ("leave_runs_out", "bootstrap"),
+    "alignment.extraction": ("segment", "sliding"),
     "downstream.pooling": ("mean",),
     "downstream.probe": ("logistic", "ridge"),
 }

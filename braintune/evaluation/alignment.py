@@ -9,8 +9,9 @@ import numpy as np
 
 from ..data.responses import prepare_responses, zscore
 from ..data.study import DataError, Study
-from .ceiling import noise_ceiling
+from .ceiling import noise_ceiling, normalized_r
 from .encoding import RidgeEncoder
+from .metrics import correlation
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,12 @@ def _stack(feats: dict[str, np.ndarray], layer_pos: int, responses: dict, partic
 
 
 def participant_alignment(study: Study, participant: str, feats: dict[str, np.ndarray], layers: list[int],
-                          test_runs: list[str], encoder_params: dict) -> dict:
+                          test_runs: list[str], encoder_params: dict, keep_layer: int | None = None) -> dict:
     """Fit on every non-test run of ``participant``; r per target on its test runs, for each layer.
 
-    Returns {"r": {layer: (n_targets,)}, "n_targets", "train_runs", "test_runs", "ceiling": (n_targets,) | None}.
+    Returns {"r": {layer: (n_targets,)}, "n_targets", "train_runs", "test_runs", "ceiling": (n_targets,) | None};
+    with ``keep_layer``, also "y_test" (n_test_trs, n_targets) and "pred" (same shape) of that layer (for
+    bootstrap CIs over blocks of TRs).
     """
     runs = study.runs_of(participant)
     test = [r for r in test_runs if r in runs]
@@ -42,7 +45,10 @@ def participant_alignment(study: Study, participant: str, feats: dict[str, np.nd
         X, Y, g = _stack(feats, pos, resp.data, participant, train)
         Xt, Yt, gt = _stack(feats, pos, resp.data, participant, test)
         enc = RidgeEncoder(**encoder_params).fit(X, Y, groups=g)
-        out["r"][layer] = enc.score(Xt, Yt, groups=gt)
+        pred = enc.predict(Xt, groups=gt)
+        out["r"][layer] = correlation(Yt, pred)
+        if layer == keep_layer:
+            out["y_test"], out["pred"] = Yt, pred
     repeats = study.sources[(participant, test[0])].read_repeats()
     out["ceiling"] = noise_ceiling(repeats[:, :, resp.kept[participant]]) if repeats is not None else None
     return out
@@ -76,9 +82,11 @@ def target_names(study: Study, participant: str, labels: str | None) -> np.ndarr
 
 
 def summarize(results: dict[str, dict], headline_layer: int, names: dict[str, np.ndarray] | None = None,
-              regions: list[str] = ()) -> dict:
+              regions: list[str] = (), min_ceiling: float = 0.05) -> dict:
     """Per-participant results -> the JSON summary: mean r at the headline layer, per participant, per layer, and
-    with label ``names`` (per participant, over the study's targets) and ``regions``, per region inside / "other"."""
+    with label ``names`` (per participant, over the study's targets) and ``regions``, per region inside / "other".
+    Where the test run has repeats: ``mean_r_normalized`` = mean of r / ceiling over the targets whose ceiling is
+    >= ``min_ceiling`` (``n_targets_normalized`` of them), per participant, per layer and overall."""
     participants = {}
     for p, res in results.items():
         entry = {"mean_r": float(np.mean(res["r"][headline_layer])), "n_targets": res["n_targets"],
@@ -89,17 +97,31 @@ def summarize(results: dict[str, dict], headline_layer: int, names: dict[str, np
             entry["regions"] = {k: float(r[m].mean()) if m.any() else None for k, m in masks.items()}
         if res["ceiling"] is not None:
             entry["mean_ceiling"] = float(np.nanmean(res["ceiling"]))
+            entry.update(_normalized(res, headline_layer, min_ceiling))
         participants[p] = entry
     layers = sorted(next(iter(results.values()))["r"]) if results else []
     per_region = [e["regions"] for e in participants.values() if "regions" in e]
     region_means = {k: float(np.mean([d[k] for d in per_region if d[k] is not None] or [np.nan])) for k in (per_region[0] if per_region else {})}
+    normalized = [e["mean_r_normalized"] for e in participants.values() if e.get("mean_r_normalized") is not None]
     return {
         **({"regions": region_means} if region_means else {}),
+        **({"mean_r_normalized": float(np.mean(normalized)), "min_ceiling": min_ceiling} if normalized else {}),
         "mean_r": float(np.mean([e["mean_r"] for e in participants.values()])) if participants else float("nan"),
         "layer": headline_layer,
         "participants": participants,
         "layers": {str(l): float(np.mean([results[p]["r"][l].mean() for p in results])) for l in layers},
     }
+
+
+def _normalized(res: dict, headline_layer: int, min_ceiling: float) -> dict:
+    """mean r / ceiling over the targets with ceiling >= min_ceiling (None when no target qualifies)."""
+    def mean(r):
+        nr = normalized_r(r, res["ceiling"], min_ceiling)
+        return float(np.nanmean(nr)) if np.isfinite(nr).any() else None
+
+    kept = np.isfinite(normalized_r(res["r"][headline_layer], res["ceiling"], min_ceiling))
+    return {"mean_r_normalized": mean(res["r"][headline_layer]), "n_targets_normalized": int(kept.sum()),
+            "layers_normalized": {str(l): mean(r) for l, r in res["r"].items()}}
 
 
 def arrays_for_npz(results: dict[str, dict]) -> dict[str, np.ndarray]:
@@ -113,22 +135,48 @@ def arrays_for_npz(results: dict[str, dict]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def measure_alignment(backbone, study: Study, participants: list[str], test_runs: list[str], cfg, headline_layer: int,
-                      device="cpu") -> tuple[dict, dict[str, np.ndarray]]:
-    """Features of every run the participants heard, then ``participant_alignment`` for each -> (summary, arrays)."""
-    from .features import study_features
-
+def layer_list(cfg, backbone, headline_layer: int) -> list[int]:
+    """``alignment.layers`` (or every hidden state), with the headline layer added when missing."""
     a = cfg.alignment
     layers = list(a.layers) if a.layers is not None else list(range(backbone.num_layers))
-    if headline_layer not in layers:
-        layers.append(headline_layer)
-    runs = {r: study.runs[r] for p in participants for r in study.runs_of(p)}
-    d = cfg.data
-    stimulus = dict(video_fps=d.video_fps, frame_size=d.frame_size, context_words=d.context_words)
-    feats = study_features(backbone, runs, layers, a.window_s, a.chunk_s, d.context_s, d.sample_rate, device, stimulus=stimulus)
+    return layers if headline_layer in layers else layers + [headline_layer]
+
+
+def encoder_params(cfg) -> dict:
+    a = cfg.alignment
     params = {"delays": tuple(a.delays), "cv": a.cv}
     if a.alphas is not None:
         params["alphas"] = np.asarray(a.alphas, dtype=float)
-    results = {p: participant_alignment(study, p, feats, layers, test_runs, params) for p in participants}
+    return params
+
+
+def alignment_features(backbone, study: Study, participants: list[str], layers: list[int], cfg, device="cpu",
+                       cache=None) -> dict[str, np.ndarray]:
+    """{run: (L, n_trs, D)} of every run the participants heard, by ``alignment.extraction`` (cached when given)."""
+    from .features import study_features
+
+    a, d = cfg.alignment, cfg.data
+    runs = {r: study.runs[r] for p in participants for r in study.runs_of(p)}
+    stimulus = dict(video_fps=d.video_fps, frame_size=d.frame_size, context_words=d.context_words)
+    sliding = (dict(context_s=a.sliding_context_s, stride_s=a.sliding_stride_s, batch=a.sliding_batch)
+               if a.extraction == "sliding" else None)
+    return study_features(backbone, runs, layers, a.window_s, a.chunk_s, d.context_s, d.sample_rate, device,
+                          stimulus=stimulus, sliding=sliding, cache=cache)
+
+
+def measure_alignment(backbone, study: Study, participants: list[str], test_runs: list[str], cfg, headline_layer: int,
+                      device="cpu", cache=None, details: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Features of every run the participants heard, then ``participant_alignment`` for each -> (summary, arrays).
+
+    ``cache``: a ``cache.FeatureCache`` for the features. ``details``, when given, receives "results"
+    (per participant, with the headline layer's test predictions), "features" and "layers".
+    """
+    a, d = cfg.alignment, cfg.data
+    layers = layer_list(cfg, backbone, headline_layer)
+    feats = alignment_features(backbone, study, participants, layers, cfg, device, cache)
+    keep = headline_layer if details is not None else None
+    results = {p: participant_alignment(study, p, feats, layers, test_runs, encoder_params(cfg), keep) for p in participants}
     names = {p: target_names(study, p, d.labels) for p in participants} if a.regions else None
-    return summarize(results, headline_layer, names, list(a.regions)), arrays_for_npz(results)
+    if details is not None:
+        details.update(results=results, features=feats, layers=layers)
+    return summarize(results, headline_layer, names, list(a.regions), a.min_ceiling), arrays_for_npz(results)

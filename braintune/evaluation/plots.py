@@ -1,0 +1,112 @@
+"""Alignment summaries -> PNGs (matplotlib Agg) and, for volume data behind a mask, r maps as NIfTI.
+
+alignment_by_layer.png   mean r per layer, one line per model (mean over participants, shaded ± SEM)
+alignment_by_region.png  mean r per region (``alignment.regions``), one bar per model
+data_efficiency.png      alignment vs training runs the encoding model saw, one line per model, with the
+                         reference model's full-data alignment as a dashed line
+r_map_<name>.nii.gz/.png r per voxel written back into the brain mask, and a few axial slices of it
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_layers(models: dict[str, dict], path: Path) -> Path:
+    """``models``: {name: alignment summary} -> mean r per layer, one line per model."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for name, summary in models.items():
+        layers = sorted(summary["layers"], key=int)
+        per_p = np.array([[e["layers"][l] for l in layers] for e in summary["participants"].values()])  # (P, L)
+        mean = per_p.mean(0)
+        sem = per_p.std(0, ddof=1) / np.sqrt(len(per_p)) if len(per_p) > 1 else np.zeros_like(mean)
+        x = [int(l) for l in layers]
+        ax.plot(x, mean, marker="o", label=name)
+        ax.fill_between(x, mean - sem, mean + sem, alpha=0.2)
+    ax.set(xlabel="hidden state (layer)", ylabel="mean test r", title="Alignment by layer")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_regions(models: dict[str, dict], path: Path) -> Path | None:
+    """Mean r per region at each model's headline layer, bars grouped by region; None without regions."""
+    with_regions = {n: s["regions"] for n, s in models.items() if s.get("regions")}
+    if not with_regions:
+        return None
+    plt = _plt()
+    regions = list(next(iter(with_regions.values())))
+    width = 0.8 / len(with_regions)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.0 * len(regions), 3.5))
+    for i, (name, values) in enumerate(with_regions.items()):
+        heights = [np.nan if values.get(r) is None else values[r] for r in regions]
+        ax.bar(np.arange(len(regions)) + i * width, heights, width, label=name)
+    ax.set_xticks(np.arange(len(regions)) + width * (len(with_regions) - 1) / 2, regions)
+    ax.set(ylabel="mean test r", title="Alignment by region")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_efficiency(efficiency: dict, path: Path) -> Path:
+    """``efficiency_summary`` output -> alignment vs number of training runs, one line per model."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for name, entry in efficiency["models"].items():
+        factor = entry.get("data_factor")
+        label = name + (f" ({factor:.2g}x less data)" if factor else "")
+        ax.plot(entry["n_runs"], entry["scores"], marker="o", label=label)
+    if efficiency.get("reference_alignment") is not None:
+        ax.axhline(efficiency["reference_alignment"], ls="--", c="gray",
+                   label=f"{efficiency['reference_model']}, all runs")
+    ax.set(xlabel="training runs seen by the encoding model", ylabel="mean test r",
+           title="Data efficiency (held-out participants)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def brain_map(values: np.ndarray, targets: np.ndarray, mask_path: str | Path, out_stem: Path) -> tuple[Path, Path]:
+    """Write ``values`` (n,) of study targets ``targets`` (n,) (indices into the mask's nonzero voxels in C order,
+    the order the BIDS reader uses) into the mask's grid -> ``out_stem``.nii.gz (NaN outside) and a PNG of
+    three axial slices through the mask."""
+    import nibabel as nib
+
+    mask_img = nib.load(str(mask_path))
+    mask = np.asarray(mask_img.get_fdata()).round() != 0
+    volume = np.full(mask.shape, np.nan, dtype=np.float32)
+    voxels = np.flatnonzero(mask.reshape(-1))
+    volume.reshape(-1)[voxels[np.asarray(targets)]] = values
+    nii = out_stem.with_name(out_stem.name + ".nii.gz")
+    nib.save(nib.Nifti1Image(volume, mask_img.affine), str(nii))
+    zs = np.flatnonzero(mask.any(axis=(0, 1)))
+    slices = sorted(set(zs[np.linspace(0, len(zs) - 1, 3).round().astype(int)]))
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(slices), figsize=(3 * len(slices), 3), squeeze=False)
+    finite = volume[np.isfinite(volume)]
+    lim = float(np.max(np.abs(finite))) if finite.size else 1.0
+    for ax, z in zip(axes[0], slices):
+        im = ax.imshow(volume[:, :, z].T, origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set(title=f"z = {z}", xticks=[], yticks=[])
+    fig.colorbar(im, ax=axes[0].tolist(), label="test r")
+    png = out_stem.with_name(out_stem.name + ".png")
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return nii, png
