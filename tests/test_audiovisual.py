@@ -1,6 +1,6 @@
 """Audio-video backbone and video input: frames at known times and cached, video steps held over the audio
-frames they cover, LoRA per encoder, and on synthetic Friends data (targets driven by picture brightness or by
-sound loudness) the video-driven targets need the video branch, and the demo config tunes end to end."""
+frames they cover, LoRA per encoder, and on synthetic Friends data (targets driven by red-flicker contrast or by
+660 Hz tone loudness) the video-driven targets need the video branch, and tuning raises held-out alignment."""
 from __future__ import annotations
 
 import json
@@ -87,34 +87,34 @@ def _alignment(cfg):
     return summary, {p: arrays[f"{p}/layer{layer}"] for p in splits.participants}
 
 
-def test_video_driven_targets_need_the_video_branch(tmp_path):
-    # 90 s parts: with 45 s parts the HRF onset ramp shared by all targets lets audio alone reach r ~0.5
+def test_untuned_encoders_barely_expose_the_planted_video_signal(tmp_path):
+    # The planted video feature (red-flicker contrast, random phase, constant brightness) is not linear in the
+    # pixels, so random encoders + ridge barely predict the Vis targets (measured -0.04; audio-only 0.01):
+    # what the video branch contributes is learned by tuning (test below, and the demo: Vis 0.41 -> 0.60).
     common = [f"data.root={tmp_path / 'friends'}", f"out_dir={tmp_path}", "alignment.layers=[]", "data.synthetic.story_seconds=90.0",
-              "alignment.regions=[Vis, STS]"]
-    av = load_config(AV, common)
-    audio_only = load_config(AV, common + ["backbone.arch=wav2vec2", "backbone.config={hidden_size: 32, num_hidden_layers: 2, "
-                                           "num_attention_heads: 4, intermediate_size: 64, conv_dim: [32, 32, 32, 32, 32, 32, 32], "
-                                           "num_conv_pos_embeddings: 16, num_conv_pos_embedding_groups: 4}"])
-    summary_av, r_av = _alignment(av)
-    summary_audio, _ = _alignment(audio_only)
+              "data.synthetic.stories=3", "alignment.regions=[Vis, STS]"]
+    summary_av, r_av = _alignment(load_config(AV, common))
     truth = json.loads((tmp_path / "friends" / "ground_truth.json").read_text())
     for p, r in r_av.items():  # the per-region summary agrees with the planted roles (Vis = video-driven targets)
         assert summary_av["participants"][p]["regions"]["Vis"] == pytest.approx(r[truth["video_targets"][p]].mean())
         assert summary_av["participants"][p]["regions"]["other"] == pytest.approx(r[truth["noise_targets"][p]].mean())
-    vis_av, vis_audio = summary_av["regions"]["Vis"], summary_audio["regions"]["Vis"]
-    assert vis_av > 0.6 and vis_av > vis_audio + 0.2, (vis_av, vis_audio)  # measured: 0.80 vs 0.48
+    assert summary_av["regions"]["Vis"] < 0.25, summary_av["regions"]
     assert abs(summary_av["regions"]["other"]) < 0.2  # noise targets
 
 
-def test_demo_config_runs_end_to_end(tmp_path):
+def test_demo_config_tunes_end_to_end_and_raises_heldout_alignment(tmp_path):
+    # random encoders barely expose red-flicker contrast or 660 Hz loudness (measured before ~0.08-0.14);
+    # tuning learns them: small variant +0.10 to +0.17 over 3 data seeds, the full demo +0.31
     from braintune.training.recipe import train
 
-    cfg = load_config(AV, [f"out_dir={tmp_path / 'run'}", f"data.root={tmp_path / 'friends'}", "trainer.max_epochs=1",
-                           "alignment.layers=[1]"])
+    cfg = load_config(AV, [f"out_dir={tmp_path / 'run'}", f"data.root={tmp_path / 'friends'}", "trainer.max_epochs=6",
+                           "data.synthetic.stories=3", "data.synthetic.story_seconds=45.0", "alignment.layers=[1]"])
     train(cfg)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["optimizer_steps"] > 0 and summary["best_val_pearson"] is not None
-    assert summary["alignment"]["after"]["mean_r"] > 0.3  # a third of the targets are noise; signal targets reach ~0.7
+    before, after = summary["alignment"]["before"]["mean_r"], summary["alignment"]["after"]["mean_r"]
+    assert after - before > 0.05, (before, after)
+    assert abs(summary["alignment"]["after"]["regions"]["other"]) < 0.1  # noise targets stay at chance
 
 
 def test_modality_dropout_zeroes_one_modality_in_training_only():
