@@ -262,7 +262,9 @@ class RidgeEncoder(BaseEstimator):
     solver : {"auto", "svd", "himalaya"}
         "svd": braintune's SVD-path solver (one SVD per fold, ``Uᵀ Y`` reused across α).
         "himalaya": ``himalaya.ridge.solve_ridge_cv_svd``. Both give the same α and weights;
-        "auto" is "svd", which ``benchmarks/ridge.py`` measured faster and leaner.
+        "auto" is "svd": ``benchmarks/ridge.py`` (3,000 TRs × 768 features × 20k targets,
+        10 α, 5 folds, 1 CPU thread) measured 15 vs 40 CPU s and 0.35 vs 1.29 GiB extra
+        RSS against himalaya ``RidgeCV``, with identical α and |Δr| < 4e-7.
     backend : {"auto", "numpy", "torch", "torch_cuda"}
         "auto" is "torch_cuda" when a CUDA GPU is visible, else "numpy".
     n_targets_batch : int or None
