@@ -75,7 +75,7 @@ def compare_pair(res_a: dict, res_b: dict, block_trs: int, n_boot: int, seed: in
     for p in participants:
         a, b = res_a[p], res_b[p]
         if "pred" in a and "pred" in b:
-            lo, hi = block_bootstrap_diff(a["y_test"], a["pred"], b["pred"], block_trs, n_boot, seed)
+            lo, hi = block_bootstrap_diff(a["y_test"], a["pred"], b["pred"], block_trs, n_boot, seed=seed)
             d = float(np.mean(correlation(a["y_test"], b["pred"]) - correlation(a["y_test"], a["pred"])))
             diff["headline"]["participants"][p] = {"mean_diff": d, "ci": [lo, hi], "block_trs": block_trs}
     heads = [v["mean_diff"] for v in diff["headline"]["participants"].values()]
@@ -107,14 +107,15 @@ def participant_efficiency(study: Study, participant: str, feats: dict[str, np.n
 
 def efficiency_summary(curves: dict[str, dict], reference: str) -> dict:
     """{model: {participant: EfficiencyCurve}} -> per-model mean curves and, against ``reference``'s full-data
-    alignment, the fraction of training runs each model needs to match it and the data factor 1/f*."""
+    alignment, the fraction of training runs each model needs to match it (``fraction_to_match``, None when
+    never reached) and the data factor 1/f* ("k-fold less data")."""
     out = {"reference_model": reference, "models": {}}
     means = {}
     for model, per in curves.items():
         first = next(iter(per.values()))
         means[model] = np.mean([c.scores for c in per.values()], axis=0)
         out["models"][model] = {"n_runs": first.n_runs.tolist(), "fractions": first.fractions.tolist(),
-                                "scores": means[model].tolist(),
+                                "scores": means[model].tolist(), "train_runs": [list(map(str, r)) for r in first.train_runs],
                                 "participants": {p: c.scores.tolist() for p, c in per.items()}}
     tau = float(means[reference][-1])
     out["reference_alignment"] = tau
@@ -122,4 +123,6 @@ def efficiency_summary(curves: dict[str, dict], reference: str) -> dict:
         f_star, factor = fraction_to_match((np.asarray(entry["fractions"]), means[model]), tau)
         entry["fraction_to_match"] = None if np.isnan(f_star) else f_star
         entry["data_factor"] = None if np.isnan(factor) else factor
+        # already matched with the fewest runs measured: f* is an upper bound, so the factor is a lower bound
+        entry["data_factor_is_lower_bound"] = bool(means[model][0] >= tau)
     return out

@@ -34,6 +34,9 @@ def plot_layers(models: dict[str, dict], path: Path) -> Path:
         x = [int(l) for l in layers]
         ax.plot(x, mean, marker="o", label=name)
         ax.fill_between(x, mean - sem, mean + sem, alpha=0.2)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="hidden state (layer)", ylabel="mean test r", title="Alignment by layer")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -69,7 +72,8 @@ def plot_efficiency(efficiency: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for name, entry in efficiency["models"].items():
         factor = entry.get("data_factor")
-        label = name + (f" ({factor:.2g}x less data)" if factor else "")
+        bound = "≥" if entry.get("data_factor_is_lower_bound") else ""
+        label = name + (f" ({bound}{factor:.2g}x less data)" if factor and name != efficiency["reference_model"] else "")
         ax.plot(entry["n_runs"], entry["scores"], marker="o", label=label)
     if efficiency.get("reference_alignment") is not None:
         ax.axhline(efficiency["reference_alignment"], ls="--", c="gray",

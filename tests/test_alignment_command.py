@@ -1,0 +1,189 @@
+"""evaluate.py alignment / compare end to end on a tiny synthetic study: compare base vs a 1-epoch checkpoint
+(summary keys, statistics against an oracle from the .npz arrays, nested efficiency curves, PNGs), the feature
+cache is re-used (no backbone pass the second time), ceiling-normalised r against a by-hand oracle, causal
+sliding-window extraction with a planted ramp, and an r map written back into a NIfTI mask.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from braintune.config import load_config
+from braintune.data.study import Run
+from braintune.data.timing import RunTiming
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["data.synthetic.participants=4", "data.synthetic.stories=3", "data.synthetic.story_seconds=60",
+        "data.synthetic.targets=[20,24,16,20]", "data.segment_trs=8", "data.context_s=2.0",
+        "trainer.progress_bar=false", "trainer.accelerator=cpu", "alignment.after_training=false",
+        "alignment.layers=[1,3]", "alignment.n_boot=200"]
+
+
+def config(root: Path, out: Path, *extra: str):
+    return load_config(ROOT / "configs" / "demo.yaml", TINY + [f"data.root={root}", f"out_dir={out}", *extra])
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("stories") / "data"
+
+
+@pytest.fixture(scope="module")
+def compared(root, tmp_path_factory):
+    from braintune.evaluation.command import compare
+    from braintune.training.recipe import train
+
+    tmp = tmp_path_factory.mktemp("compare")
+    trained = train(config(root, tmp / "train", "trainer.max_epochs=1"))
+    ckpt = trained["checkpoint"] or str(tmp / "train" / "checkpoints" / "last.ckpt")
+    cfg = config(root, tmp / "cmp", f"alignment.models=[base,{ckpt}]", f"alignment.cache_dir={tmp / 'cache'}")
+    return cfg, compare(cfg)
+
+
+def test_compare_writes_differences_tests_and_plots(compared):
+    cfg, summary = compared
+    out = Path(cfg.out_dir)
+    assert set(json.loads((out / "summary.json").read_text())) >= {"models", "differences", "tests", "efficiency"}
+    names = list(summary["models"])
+    assert len(names) == 2 and names[0] == "base"
+    key = f"{names[1]} - base"
+    diff, tests = summary["differences"][key], summary["tests"][key]
+    # oracle: per-participant mean r from each model's per-target arrays
+    arrays = [np.load(out / f"alignment_{n.replace('/', '_')}.npz") for n in names]
+    for layer in ("1", "3"):
+        per_p = [np.mean(arrays[1][f"{p}/layer{layer}"]) - np.mean(arrays[0][f"{p}/layer{layer}"])
+                 for p in summary["models"]["base"]["participants"]]
+        assert diff["layers"][layer]["mean_diff"] == pytest.approx(np.mean(per_p), abs=1e-6)
+        wil = tests["across_participants"][layer]["wilcoxon"]
+        assert "cannot reject" in wil.get("warning", "")  # 4 participants: smallest two-sided p is 0.125
+        assert tests["across_participants"][layer]["paired_t"]["n"] == 4
+        for t in tests["across_targets"][layer].values():
+            assert t["p_fdr"] >= t["pvalue"]
+    for p, head in diff["headline"]["participants"].items():
+        lo, hi = head["ci"]
+        assert lo <= head["mean_diff"] <= hi
+    for png in ("alignment_by_layer.png", "data_efficiency.png"):
+        assert (out / png).stat().st_size > 1000
+    assert "no brain maps" in summary["brain_maps"]["base"]
+
+
+def test_efficiency_curves_are_nested_and_matched(compared):
+    _, summary = compared
+    eff = summary["efficiency"]
+    assert eff["reference_model"] == "base"
+    for entry in eff["models"].values():
+        assert entry["n_runs"] == [1, 2, 3] and entry["fractions"][-1] == 1.0
+        assert list(entry["participants"]) == ["UTS04"]  # the held-out participant of configs/demo.yaml
+        subsets = entry["train_runs"]
+        assert all(set(a) < set(b) for a, b in zip(subsets, subsets[1:]))
+        assert "data_factor" in entry and "fraction_to_match" in entry
+    base = eff["models"]["base"]
+    assert eff["reference_alignment"] == pytest.approx(base["scores"][-1])
+    assert base["fraction_to_match"] <= 1.0  # the reference reaches its own full-data alignment
+
+
+@pytest.fixture(scope="module")
+def aligned(root, tmp_path_factory):
+    from braintune.evaluation.command import alignment
+
+    tmp = tmp_path_factory.mktemp("align")
+    cfg = config(root, tmp / "first", f"alignment.cache_dir={tmp / 'cache'}")
+    return tmp, cfg, alignment(cfg)
+
+
+def test_second_evaluation_reuses_cached_features(aligned, root, monkeypatch):
+    from braintune.evaluation import command, features
+
+    tmp, _, first = aligned
+    assert first["feature_cache"]["misses"] == 4 and first["feature_cache"]["hits"] == 0
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone ran although every run's features were cached")
+
+    monkeypatch.setattr(features, "run_features", no_backbone)
+    second = command.alignment(config(root, tmp / "second", f"alignment.cache_dir={tmp / 'cache'}"))
+    assert second["feature_cache"] == {**first["feature_cache"], "hits": 4, "misses": 0}
+    assert second["mean_r"] == first["mean_r"]
+    with pytest.raises(AssertionError, match="cached"):  # another window is another cache entry
+        command.alignment(config(root, tmp / "third", f"alignment.cache_dir={tmp / 'cache'}", "alignment.window_s=4.0"))
+
+
+def test_normalized_alignment_is_r_over_ceiling_on_kept_targets(aligned):
+    _, cfg, summary = aligned
+    arrays = np.load(Path(cfg.out_dir) / "alignment.npz")
+    assert cfg.alignment.min_ceiling == 0.05
+    means = []
+    for p, entry in summary["participants"].items():
+        r, ceiling = arrays[f"{p}/layer{summary['layer']}"], arrays[f"{p}/ceiling"]
+        keep = ceiling >= 0.05
+        assert entry["n_targets_normalized"] == keep.sum() > 0
+        assert entry["mean_r_normalized"] == pytest.approx(np.mean(r[keep] / ceiling[keep]), rel=1e-6)
+        means.append(entry["mean_r_normalized"])
+    assert summary["mean_r_normalized"] == pytest.approx(np.mean(means))
+
+
+class RampStub(torch.nn.Module):
+    """Frames every 320 samples; hidden state l of a frame = (l + 1) x the frame's last sample."""
+    frame_rate, num_layers = 50.0, 2
+
+    def __init__(self):
+        super().__init__()
+        self.lengths = []
+
+    def forward(self, audio, layers=None):
+        self.lengths += [audio.shape[1]] * audio.shape[0]
+        frames = audio[:, 319::320]  # (B, T)
+        return torch.stack([frames * (l + 1) for l in layers], 1)[..., None]  # (B, L, T, 1)
+
+
+def test_sliding_extraction_lanczos_resamples_last_frames(tmp_path):
+    from braintune.evaluation.features import sliding_run_features
+    from braintune.evaluation.resample import lanczos_resample
+
+    sr, duration = 16000, 30.0
+    t = np.arange(int(duration * sr)) / sr
+    sf.write(tmp_path / "ramp.wav", (t / 100).astype(np.float32), sr, subtype="FLOAT")  # sample value = its time / 100
+    run = Run("ramp", tmp_path / "ramp.wav", RunTiming(tr=2.0, n_trs=15), duration_s=duration)
+    stub = RampStub()
+    feats = sliding_run_features(stub, run, [0, 1], context_s=3.2, stride_s=0.5, sample_rate=sr, batch=7)
+    assert feats.shape == (2, 15, 1)
+    ends = np.arange(1, 61) * 0.5  # snippet end times 0.5 .. 30 s
+    assert stub.lengths == [int(3.2 * sr)] * len(ends)  # every snippet carries the full causal context
+    last = (ends - 1 / sr) / 100  # the stub's last frame holds the snippet's last sample
+    expected = lanczos_resample(last[:, None], ends, run.timing.times(), window=3)[:, 0]
+    np.testing.assert_allclose(feats[0, :, 0], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(feats[1], 2 * feats[0], rtol=1e-5)
+    inner = slice(3, 12)  # away from the run edges, the low-passed ramp is a scaled copy of the TR times
+    ratio = feats[0, inner, 0] / run.timing.times()[inner]
+    assert np.ptp(ratio) < 0.01 * ratio.mean()
+
+
+def test_brain_map_writes_r_back_into_the_mask(tmp_path):
+    import nibabel as nib
+
+    from braintune.evaluation.plots import brain_map
+
+    mask = np.zeros((4, 5, 3), np.uint8)
+    mask[1:3, 1:4, :] = 1  # 18 voxels
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), tmp_path / "mask.nii.gz")
+    targets = np.array([0, 2, 5, 17])
+    values = np.array([0.1, -0.2, 0.3, 0.4], np.float32)
+    nii, png = brain_map(values, targets, tmp_path / "mask.nii.gz", tmp_path / "r_map_sub-01")
+    volume = np.asarray(nib.load(nii).get_fdata())
+    inside = volume.reshape(-1)[np.flatnonzero(mask.reshape(-1))]
+    np.testing.assert_allclose(inside[targets], values, rtol=1e-6)
+    assert np.isnan(np.delete(inside, targets)).all() and np.isnan(volume[mask == 0]).all()
+    assert png.stat().st_size > 1000
+
+
+def test_region_bars_only_when_regions_are_known(tmp_path):
+    from braintune.evaluation.plots import plot_regions
+
+    models = {"base": {"regions": {"STS": 0.1, "other": 0.05}}, "tuned": {"regions": {"STS": 0.3, "other": None}}}
+    assert plot_regions(models, tmp_path / "regions.png").stat().st_size > 1000
+    assert plot_regions({"base": {"layers": {}}}, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
