@@ -122,3 +122,13 @@ def test_lr_schedule_sized_from_total_steps():
     k = lr_lambda(total, frac, "constant")
     assert k(4) == pytest.approx(0.5) and k(10) == 1.0 and k(99) == 1.0
     assert lr_lambda(10, 0.0, "linear")(0) == pytest.approx(1.0)  # no warm-up
+
+
+def test_segments_cover_every_tr_once_for_evaluation_and_are_full_for_training():
+    from braintune.data.dataset import make_segments
+
+    exact = make_segments("r", 23, 8)
+    assert [(s.start, s.stop) for s in exact] == [(0, 8), (8, 16), (16, 23)]
+    full = make_segments("r", 23, 8, full=True)
+    assert [(s.start, s.stop) for s in full] == [(0, 8), (8, 16), (15, 23)]
+    assert [(s.start, s.stop) for s in make_segments("r", 5, 8, full=True)] == [(0, 5)]  # a run shorter than K stays whole

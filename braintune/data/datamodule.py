@@ -86,11 +86,11 @@ class SegmentDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.shuffle, self.seed = batch_size, num_workers, shuffle, seed
         self.collate = partial(collate_segments, participants=splits.participants, n_targets=responses.n_targets)
 
-    def _dataset(self, runs: list[str]) -> SegmentDataset:
-        return SegmentDataset({r: self.study.runs[r] for r in runs}, self.responses.data, **self.kw)
+    def _dataset(self, runs: list[str], full_segments: bool = False) -> SegmentDataset:
+        return SegmentDataset({r: self.study.runs[r] for r in runs}, self.responses.data, full_segments=full_segments, **self.kw)
 
     def train_dataloader(self) -> DataLoader:
-        dataset = self._dataset(self.splits.train_runs)
+        dataset = self._dataset(self.splits.train_runs, full_segments=True)
         sampler = None
         trainer = self.trainer
         if self.shuffle and (trainer is None or trainer.world_size == 1):  # under DDP Lightning's DistributedSampler shuffles
@@ -102,7 +102,8 @@ class SegmentDataModule(L.LightningDataModule):
                           collate_fn=self.collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self._dataset(self.splits.val_runs), batch_size=self.batch_size, shuffle=False,
+        # one segment per batch: every TR scored once and no segment padded with another's audio
+        return DataLoader(self._dataset(self.splits.val_runs), batch_size=1, shuffle=False,
                           collate_fn=self.collate, num_workers=self.num_workers)
 
 

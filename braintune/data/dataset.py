@@ -29,9 +29,17 @@ class Segment:
     stop: int  # one past the last TR row
 
 
-def make_segments(run: str, n_trs: int, k: int) -> list[Segment]:
-    """Non-overlapping segments of ``k`` TRs covering every row of the run; the last may be shorter."""
-    return [Segment(run, s, min(s + k, n_trs)) for s in range(0, n_trs, k)]
+def make_segments(run: str, n_trs: int, k: int, full: bool = False) -> list[Segment]:
+    """Segments of ``k`` TRs covering every row of the run, in order.
+
+    ``full=False``: non-overlapping, the last one may be shorter (evaluation: every TR counted once).
+    ``full=True``: the last one is moved back to end at the run's end, so every segment has ``k`` TRs and a
+    batch needs no padding (training: padded audio would be normalised and attended to with the real audio).
+    """
+    segments = [Segment(run, s, min(s + k, n_trs)) for s in range(0, n_trs, k)]
+    if full and n_trs > k and segments[-1].stop - segments[-1].start < k:
+        segments[-1] = Segment(run, n_trs - k, n_trs)
+    return segments
 
 
 @lru_cache(maxsize=256)
@@ -67,6 +75,7 @@ class SegmentDataset(Dataset):
         video_fps: float = 8.0,
         frame_size: int = 224,
         context_words: int = 64,
+        full_segments: bool = False,
     ):
         self.runs, self.responses, self.participants = runs, responses, participants
         self.span, self.context_s, self.sample_rate = span, context_s, sample_rate
@@ -75,7 +84,7 @@ class SegmentDataset(Dataset):
         if missing:
             raise DataError(f"runs {missing} have no word timings (TextGrid / transcript) but the text backbone needs them; "
                             "add the transcripts or leave these runs out")
-        self.segments = [seg for name, run in runs.items() for seg in make_segments(name, run.timing.n_trs, segment_trs)]
+        self.segments = [seg for name, run in runs.items() for seg in make_segments(name, run.timing.n_trs, segment_trs, full_segments)]
 
     def __len__(self) -> int:
         return len(self.segments)
