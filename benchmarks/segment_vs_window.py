@@ -9,6 +9,7 @@ Pearson r between predicted and measured responses of the validation story, with
 
     python -m benchmarks.segment_vs_window                       # 3 epochs, K = 16
     python -m benchmarks.segment_vs_window --epochs 5 --segment-trs 32
+    python -m benchmarks.segment_vs_window backbone.config.hidden_size=256 backbone.config.intermediate_size=1024
 """
 from __future__ import annotations
 
@@ -109,9 +110,10 @@ def main() -> None:
     parser.add_argument("--targets-per-step", type=int, default=32, help="TR targets per optimizer step, both approaches")
     parser.add_argument("--context-s", type=float, default=4.0, help="(a)'s left context before a segment's first window")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. backbone.config.hidden_size=256 (a wider model)")
     args = parser.parse_args()
     k = args.segment_trs
-    cfg = load_config("configs/demo.yaml", REFERENCE + [f"data.segment_trs={k}", f"data.context_s={args.context_s}", f"data.batch_size={max(args.targets_per_step // k, 1)}"])
+    cfg = load_config("configs/demo.yaml", REFERENCE + [f"data.segment_trs={k}", f"data.context_s={args.context_s}", f"data.batch_size={max(args.targets_per_step // k, 1)}"] + args.overrides)
     p = cfg.pooling
     dm = build_datamodule(cfg, TRPooling(p.window_s, p.lag_s, p.n_windows, p.combine).span)
     windows = lambda runs, shuffle: DataLoader(  # noqa: E731
