@@ -187,3 +187,44 @@ def test_region_bars_only_when_regions_are_known(tmp_path):
     models = {"base": {"regions": {"STS": 0.1, "other": 0.05}}, "tuned": {"regions": {"STS": 0.3, "other": None}}}
     assert plot_regions(models, tmp_path / "regions.png").stat().st_size > 1000
     assert plot_regions({"base": {"layers": {}}}, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+
+
+def write_bids_volumes(root: Path, participants=("sub-01", "sub-02"), tasks=("a", "b", "c"), n_trs=16, tr=1.5):
+    """Three 24 s stories per participant, 4x4x3 random volumes, a 12-voxel mask."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    (root / "stimuli").mkdir(parents=True)
+    for task in tasks:
+        sf.write(root / "stimuli" / f"{task}.wav", rng.standard_normal(24 * 16000).astype(np.float32) * 0.1, 16000)
+    for p in participants:
+        func = root / p / "func"
+        func.mkdir(parents=True)
+        for task in tasks:
+            stem = f"{p}_task-{task}_run-1"
+            (func / f"{stem}_events.tsv").write_text(f"onset\tduration\tstim_file\n0.0\t24.0\t{task}.wav\n")
+            img = nib.Nifti1Image(rng.standard_normal((4, 4, 3, n_trs)).astype(np.float32), np.eye(4))
+            img.header.set_zooms((3, 3, 3, tr))
+            nib.save(img, func / f"{stem}_space-MNI_desc-preproc_bold.nii.gz")
+    mask = np.zeros((4, 4, 3), np.uint8)
+    mask[1:3, 1:3, :] = 1
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), root / "mask.nii.gz")
+    return mask
+
+
+def test_bids_volume_alignment_writes_r_maps(tmp_path):
+    import nibabel as nib
+
+    from braintune.data.formats import open_study
+    from braintune.evaluation.command import alignment
+
+    mask = write_bids_volumes(tmp_path / "bids")
+    base = [f"data.root={tmp_path / 'bids'}", "data.format=bids", f"data.mask={tmp_path / 'bids' / 'mask.nii.gz'}",
+            "data.heldout_participants=[]", "alignment.cache_dir=null", "alignment.layers=[1]", "alignment.delays=[1,2]"]
+    runs = sorted(open_study(load_config(ROOT / "configs" / "demo.yaml", base).data).runs)
+    cfg = load_config(ROOT / "configs" / "demo.yaml", base + [f"data.test_runs=[{runs[-1]}]", f"out_dir={tmp_path / 'out'}"])
+    summary = alignment(cfg)
+    assert summary["brain_maps"] == ["r_map_sub-01.nii.gz", "r_map_sub-01.png", "r_map_sub-02.nii.gz", "r_map_sub-02.png"]
+    arrays = np.load(tmp_path / "out" / "alignment.npz")
+    volume = np.asarray(nib.load(tmp_path / "out" / "r_map_sub-02.nii.gz").get_fdata())
+    np.testing.assert_allclose(volume[mask.astype(bool)], arrays[f"sub-02/layer{summary['layer']}"], rtol=1e-5)
