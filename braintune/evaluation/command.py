@@ -48,7 +48,9 @@ def model_specs(cfg: Config, entries: list[str]) -> list[dict]:
         if entry == "base":
             specs.append({"name": "base", "cfg": replace(cfg, checkpoint=None)})
         elif Path(entry).is_file():
-            specs.append({"name": Path(entry).parent.parent.name + "/" + Path(entry).stem, "cfg": replace(cfg, checkpoint=entry)})
+            path = Path(entry).resolve()  # OUT_DIR/checkpoints/best.ckpt -> "OUT_DIR/best": which run, which checkpoint
+            run = path.parent.parent.name + "/" if path.parent.name == "checkpoints" else ""
+            specs.append({"name": run + path.stem, "cfg": replace(cfg, checkpoint=entry)})
         elif Path(entry).is_dir():
             specs.append({"name": Path(entry).name, "cfg": replace(cfg, checkpoint=None, backbone=replace(cfg.backbone, name=entry))})
         else:
