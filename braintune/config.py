@@ -217,6 +217,7 @@ class DownstreamConfig:
     callback_tasks: list[str] = field(default_factory=list)  # train.py: probe these every `every_n_epochs`
     every_n_epochs: int = 1
     callback_max_items: int = 200  # items per task the callback encodes (seeded subsample)
+    synthetic: bool = False  # write a planted MUStARD-layout dataset at a mustard* task's root when the root does not exist
 
 
 @dataclass

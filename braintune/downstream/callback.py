@@ -1,11 +1,14 @@
 """Lightning callback: every N epochs, the module's current backbone -> linear probes -> ``downstream/<task>/<metric>`` logs.
 
 Items are read once (a seeded subsample of ``max_items`` per task), encoded with the live weights
-(no feature cache: the weights change), and probed at ``layers`` (default: the layer the heads read).
+(no feature cache: the weights change) in the modalities the backbone reads (``features.item_stimulus``:
+audio, video frames at ``video_fps``/``frame_size``, words), and probed at ``layers`` (default: the layer
+the heads read). With ``downstream.synthetic`` a missing MUStARD root is written first (``synthetic_mustard``).
 Runs on global rank 0 only and logs with ``rank_zero_only``.
 """
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 import numpy as np
@@ -13,18 +16,23 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from .command import evaluate_features, label_array, subsample
-from .features import extract
+from .features import ClipInputs, extract
 from .tasks import read_task
+from .tasks.synthetic_mustard import write_if_missing
+
+log = logging.getLogger(__name__)
 
 
 class DownstreamProbeCallback(Callback):
     def __init__(self, tasks: dict[str, str], every_n_epochs: int = 1, max_items: int = 200,
-                 layers: Optional[list[int]] = None, probe: str = "logistic", cv_folds: int = 5, seed: int = 0):
+                 layers: Optional[list[int]] = None, probe: str = "logistic", cv_folds: int = 5, seed: int = 0,
+                 sample_rate: int = 16000, video_fps: float = 8.0, frame_size: int = 224):
         self.tasks = tasks  # task name -> dataset root
         self.every_n_epochs = every_n_epochs
         self.max_items = max_items
         self.layers = layers
         self.probe, self.cv_folds, self.seed = probe, cv_folds, seed
+        self.sample_rate, self.video_fps, self.frame_size = sample_rate, video_fps, frame_size
         self._data: dict = {}
 
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -43,7 +51,8 @@ class DownstreamProbeCallback(Callback):
     def measure(self, backbone, data, layers: list[int], device) -> dict[str, float]:
         """Headline metrics of one task with the backbone's current weights."""
         with torch.no_grad():
-            feats = extract(lambda: backbone, data.items, str(device))  # (N, L, D)
+            spec = ClipInputs(tuple(getattr(backbone, "inputs", ("audio",))), self.sample_rate, self.video_fps, self.frame_size)
+            feats = extract(lambda: backbone, data.items, str(device), spec=spec)  # (N, L, D)
         n = feats.shape[1]
         ids = [l % n for l in layers]
         splits = np.asarray([it.split for it in data.items])
@@ -59,4 +68,9 @@ def build_downstream_callbacks(cfg) -> list[Callback]:
     if not dc.callback_tasks:
         return []
     roots = {name: dc.roots.get(name, dc.root) for name in dc.callback_tasks}
-    return [DownstreamProbeCallback(roots, dc.every_n_epochs, dc.callback_max_items, dc.layers, dc.probe, dc.cv_folds, dc.seed)]
+    for name, root in roots.items():
+        if dc.synthetic and write_if_missing(name, root, dc.seed):
+            log.info("downstream.synthetic: wrote a planted MUStARD-layout dataset to %s", root)
+    d = cfg.data
+    return [DownstreamProbeCallback(roots, dc.every_n_epochs, dc.callback_max_items, dc.layers, dc.probe, dc.cv_folds, dc.seed,
+                                    d.sample_rate, d.video_fps, d.frame_size)]

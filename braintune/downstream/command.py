@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..backbones import build_backbone
+from ..backbones import backbone_inputs, build_backbone
 from ..config import Config, ConfigError, save_config, to_dict
 from ..data.study import DataError
 from . import probe as P
-from .features import extract, model_key
+from .features import ClipInputs, extract, model_key
 from .tasks import TaskData, read_task
+from .tasks.synthetic_mustard import write_if_missing
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,20 @@ def task_names(dc) -> list[str]:
 
 def task_root(dc, name: str) -> str:
     return dc.roots.get(name, dc.root)
+
+
+def read_tasks(dc, names: list[str], max_items) -> dict[str, TaskData]:
+    """Each named task, subsampled; with ``downstream.synthetic`` a missing MUStARD root is written first."""
+    for name in names:
+        if dc.synthetic and write_if_missing(name, task_root(dc, name), dc.seed):
+            log.info("downstream.synthetic: wrote a planted MUStARD-layout dataset to %s", task_root(dc, name))
+    return {n: subsample(read_task(n, task_root(dc, n), dc.seed), max_items, dc.seed) for n in names}
+
+
+def clip_inputs(cfg, arch: str) -> ClipInputs:
+    """What downstream feature extraction reads of each item for a backbone of ``arch`` (see ``features``)."""
+    d = cfg.data
+    return ClipInputs(backbone_inputs(arch), d.sample_rate, d.video_fps, d.frame_size)
 
 
 def subsample(data: TaskData, max_items, seed: int) -> TaskData:
@@ -168,7 +183,7 @@ def downstream(cfg: Config) -> dict:
 
     dc, out_dir = cfg.downstream, Path(cfg.out_dir)
     save_config(cfg, out_dir / "config.yaml")
-    tasks = {n: subsample(read_task(n, task_root(dc, n), dc.seed), dc.max_items, dc.seed) for n in task_names(dc)}
+    tasks = read_tasks(dc, task_names(dc), dc.max_items)
     specs = model_specs(cfg)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     feats: dict[str, dict[str, np.ndarray]] = {n: {} for n in tasks}
@@ -184,7 +199,8 @@ def downstream(cfg: Config) -> dict:
 
         for name, data in tasks.items():
             cache = Path(dc.cache_dir) / key / name if dc.cache_dir else None
-            feats[name][spec["name"]] = extract(get_backbone, data.items, device, cache)
+            feats[name][spec["name"]] = extract(get_backbone, data.items, device, cache,
+                                                 clip_inputs(cfg, spec["backbone"]["arch"]))
         loaded.clear()
     summary = {"models": [{"name": s["name"], "checkpoint": s["checkpoint"], "backbone": s["backbone"]["name"]} for s in specs],
                "probe": dc.probe, "pooling": dc.pooling, "tasks": {}, "plots": {}}
