@@ -4,8 +4,9 @@ Speaker-independent (task ``mustard``): following the MUStARD paper's speaker-in
 *Friends* clips are the test set and the other shows (The Big Bang Theory, The Golden Girls,
 Sarcasmaholics) train. So that no speaker is in both, a training clip whose speaker also speaks in a
 test clip is excluded and counted (``skipped``). Speaker-dependent (``mustard_dependent``): stratified
-5-fold cross-validation over all clips (seeded). Modality: the clip's audio track (``braintune.data.stimuli.load_audio``, PyAV); the utterance
-string is kept as ``Item.text``. Video frames and the dialogue context are not used.
+5-fold cross-validation over all clips (seeded). Modalities: whatever the backbone reads of the mp4
+(``downstream.features.item_stimulus``: audio track, video frames) and the utterance string (``Item.text``, for
+text backbones). The dialogue context is not used.
 """
 from __future__ import annotations
 
