@@ -108,9 +108,12 @@ def test_demo_config_tunes_end_to_end_and_raises_heldout_alignment(tmp_path):
     from braintune.training.recipe import train
 
     cfg = load_config(AV, [f"out_dir={tmp_path / 'run'}", f"data.root={tmp_path / 'friends'}", "trainer.max_epochs=6",
-                           "data.synthetic.stories=3", "data.synthetic.story_seconds=45.0", "alignment.layers=[1]"])
+                           "data.synthetic.stories=3", "data.synthetic.story_seconds=45.0", "alignment.layers=[1]",
+                           f"downstream.root={tmp_path / 'mustard'}", "downstream.every_n_epochs=3"])
     train(cfg)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    metrics = (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
+    assert "downstream/mustard/accuracy" in metrics  # the demo's sarcasm callback ran during tuning
     assert summary["optimizer_steps"] > 0 and summary["best_val_pearson"] is not None
     before, after = summary["alignment"]["before"]["mean_r"], summary["alignment"]["after"]["mean_r"]
     assert after - before > 0.05, (before, after)
