@@ -77,9 +77,7 @@ class LoraConfig:
     rank: int = 8
     alpha: int = 32
     dropout: float = 0.1
-    target_modules: list[str] = field(
-        default_factory=lambda: ["attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.out_proj"]
-    )
+    target_modules: Optional[list[str]] = None  # None: the arch's attention projections (backbones.LORA_TARGETS)
 
 
 @dataclass

@@ -42,6 +42,14 @@ def model_inputs(backbone: nn.Module, batch: dict):
     return {**{k: batch[k] for k in names}, "span_s": batch["span_s"], "video_fps": batch.get("video_fps")}
 
 
+_SPEECH_ATTENTION = ["attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.out_proj"]
+# LoRA on the attention projections, as the multi-participant brain-tuning recipe (q/k/v/out)
+LORA_TARGETS: dict[str, list[str]] = {
+    "wav2vec2": _SPEECH_ATTENTION, "hubert": _SPEECH_ATTENTION, "wavlm": _SPEECH_ATTENTION,
+    "whisper": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"],
+}
+
+
 def build_backbone(cfg) -> nn.Module:
     """Backbone from a ``BackboneConfig``: weights, fine-tuning mode (full | lora | frozen), checkpointing."""
     if cfg.arch not in BACKBONES:
@@ -55,7 +63,10 @@ def build_backbone(cfg) -> nn.Module:
     elif cfg.finetune == "lora" and hasattr(backbone, "add_lora"):  # multi-encoder backbones: targets per encoder
         backbone.add_lora(lc.rank, lc.alpha, lc.dropout)
     elif cfg.finetune == "lora":
-        backbone.model = add_lora(backbone.model, lc.rank, lc.alpha, lc.dropout, list(lc.target_modules))
+        targets = list(lc.target_modules) if lc.target_modules is not None else LORA_TARGETS.get(cfg.arch)
+        if not targets:
+            raise BackboneError(f"backbone.arch '{cfg.arch}' has no default LoRA targets; set backbone.lora.target_modules")
+        backbone.model = add_lora(backbone.model, lc.rank, lc.alpha, lc.dropout, targets)
     if cfg.freeze_feature_encoder and cfg.finetune != "frozen":
         backbone.freeze_feature_encoder()
     return backbone
