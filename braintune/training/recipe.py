@@ -15,6 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 
 from ..config import Config, ConfigError, save_config, to_dict
 from ..data.datamodule import build_datamodule
@@ -148,7 +149,8 @@ def train(cfg: Config) -> dict:
     new = init_from_checkpoint(module, cfg.init_from) if cfg.init_from else None
     freeze_for(module, cfg.optim.train_only, new)
 
-    measure = cfg.alignment.after_training
+    # measured once, by the first process (under DDP every process runs this function)
+    measure = cfg.alignment.after_training and rank_zero_only.rank == 0
     groups = {"tuned": dm.splits.participants, "heldout": dm.splits.heldout}
     before = {k: _alignment(cfg, module, dm, v) for k, v in groups.items() if v} if measure else {}
 
