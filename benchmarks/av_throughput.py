@@ -69,7 +69,7 @@ def main() -> None:
         torch.cuda.synchronize()
     elapsed = (time.perf_counter() - start) / args.steps
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
-    print(f"| config | device | precision | params (trainable) | batch x seconds | frames/segment | s/step | stimulus s/s | peak GiB |")
+    print("| config | device | precision | params (trainable) | batch x seconds | frames/segment | s/step | stimulus s/s | peak GiB |")
     print("|---|---|---|---|---|---|---|---|---|")
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     print(f"| {path} | {name} | {precision} | {n_params / 1e6:.1f}M ({n_train / 1e6:.1f}M) | {args.batch} x {seconds:.1f} | "

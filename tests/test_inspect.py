@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import h5py
-import numpy as np
 
 from braintune.data.formats.synthetic_friends import FriendsSpec, write_friends_dataset
 from braintune.inspect import main

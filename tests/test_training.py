@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 
-from braintune.config import load_config, to_dict
+from braintune.config import load_config
 from braintune.data.datamodule import build_datamodule
 from braintune.training.module import BrainTuner
 from braintune.training.recipe import train
