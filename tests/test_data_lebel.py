@@ -210,3 +210,14 @@ def test_unknown_hub_name_offline_says_what_to_do(monkeypatch):
         build_backbone(cfg.backbone)
     msg = str(err.value)
     assert "no-such-org/no-such-model" in msg and "local directory" in msg and "HF_HOME" in msg
+
+
+def test_default_test_run_is_the_repeated_story_when_the_conventional_one_is_absent(tmp_path):
+    rng = np.random.default_rng(0)
+    root = write_lebel(tmp_path / "ds", {s: rng.standard_normal(int(SECONDS * SR)) * 0.1 for s in ("a", "b", "c")},
+                       {"S1": {s: _noise(rng) for s in ("a", "b", "c")}})
+    with h5py.File(root / "derivative" / "preprocessed_data" / "S1" / "b.hf5", "a") as f:
+        f["individual_repeats"] = np.stack([_noise(rng), _noise(rng)])
+    study = lebel.open_study(root)
+    assert study.default_test_runs == ["b"]
+    assert study.sources[("S1", "b")].read_repeats().shape == (2, 25, 6)

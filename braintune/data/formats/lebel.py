@@ -87,9 +87,8 @@ def open_study(root: str | Path, tr: float = TR) -> Study:
         runs[story] = Run(story, wav, RunTiming(tr, n, first_tr_s(tr)), duration, grid if grid.is_file() else None)
     _cross_check_respdict(root, runs, problems)
 
-    tests = [s for s in runs if isinstance(sources.get((next(iter(n_rows[s])), s)), H5Response)
-             and sources[(next(iter(n_rows[s])), s)].repeats_key]
-    default_test = [TEST_STORY] if TEST_STORY in runs else tests[:1]
+    repeated = [s for s in runs if any(src.repeats_key for (_, r), src in sources.items() if r == s)]
+    default_test = [TEST_STORY] if TEST_STORY in runs else repeated[:1]
     default_val = [VAL_STORY] if VAL_STORY in runs else []
     return Study("lebel", root, runs, sources, default_test, default_val, problems)
 
