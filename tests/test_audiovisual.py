@@ -136,3 +136,45 @@ def test_modality_dropout_zeroes_one_modality_in_training_only():
         dropped = [model(batch, [0])[0, 0] for _ in range(6)]
     for d in dropped:
         assert torch.allclose(d, audio, atol=1e-5) or torch.allclose(d, video, atol=1e-5)
+
+
+def test_video_driven_targets_need_the_video_branch(tmp_path):
+    # Re-encode the synthetic Friends movies with a picture whose red level changes every 2 s (a feature linear
+    # in the pixels, so untuned encoders expose it), keep their soundtracks, and make the Vis targets follow it
+    # through the HRF. The same untuned audio encoder with and without the video branch: only the audio-video
+    # model predicts the video-driven targets.
+    import h5py
+
+    from braintune.data.formats import open_study
+    from braintune.data.formats.synthetic_friends import FPS, SAMPLE_RATE, SIZE, haemodynamic
+    from braintune.data.stimuli import load_audio
+
+    common = [f"data.root={tmp_path / 'friends'}", f"out_dir={tmp_path}", "alignment.layers=[]", "data.synthetic.stories=3",
+              "data.synthetic.story_seconds=60.0", "alignment.regions=[Vis]", "alignment.cache_dir=null"]
+    cfg_av = load_config(AV, common)
+    study = open_study(cfg_av.data)
+    truth = json.loads((tmp_path / "friends" / "ground_truth.json").read_text())
+    rng = np.random.default_rng(0)
+    for name, run in study.runs.items():
+        wave = load_audio(run.stimulus, SAMPLE_RATE)
+        n = int(len(wave) / SAMPLE_RATE * FPS)
+        level = np.repeat(rng.uniform(0.0, 1.0, n // (2 * FPS) + 1), 2 * FPS)[:n]  # red level, one value per 2 s
+        frames = np.full((n, SIZE, SIZE, 3), 128, np.uint8)
+        frames[..., 0] = (255 * level)[:, None, None]
+        write_movie(run.stimulus, frames, wave)
+        t = np.arange(n) / FPS
+        red = np.array([level[(t >= a) & (t < a + run.timing.tr)].mean() for a in run.timing.times()])
+        z = haemodynamic(red[:, None])[:, 0]
+        for p in study.participants:
+            src = study.sources[(p, name)]
+            with h5py.File(src.path, "r+") as f:
+                y = f[src.key][()]
+                vis = truth["video_targets"][p]
+                y[: len(z), vis] = z[:, None] * rng.uniform(0.5, 1.5, len(vis)) + 0.5 * rng.standard_normal((len(z), len(vis)))
+                f[src.key][...] = y
+    audio = cfg_av.backbone.audio
+    audio_only = [f"backbone.arch={audio.arch}", "backbone.finetune=full", f"backbone.config={json.dumps(dict(audio.config))}"]
+    summary_av, _ = _alignment(load_config(AV, common))
+    summary_audio, _ = _alignment(load_config(AV, common + audio_only))
+    vis_av, vis_audio = summary_av["regions"]["Vis"], summary_audio["regions"]["Vis"]
+    assert vis_av > 0.3 and vis_av - vis_audio > 0.25, (vis_av, vis_audio)  # measured 0.87 vs 0.13
