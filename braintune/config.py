@@ -48,6 +48,7 @@ class DataConfig:
     num_workers: int = 0
     shuffle: bool = True  # shuffle training segments each epoch (off: a fixed order, e.g. to compare DDP with one process)
     # Format options and target selection (see braintune/data/formats/*, braintune/data/targets.py)
+    response_dir: Optional[str] = None  # lebel: folder of {participant}/{story}.hf5 under root (None: derivative/preprocessed_data; e.g. common-space targets)
     task: Optional[str] = None  # bids: keep only files of this BIDS task (task-<name>); None: every task
     mask: Optional[str] = None  # bids volumes: brain-mask NIfTI (nonzero = keep); targets are the masked voxels
     atlas: Optional[str] = None  # bids volumes: parcellation NIfTI (integer ids); targets are parcel means

@@ -221,3 +221,27 @@ def test_default_test_run_is_the_repeated_story_when_the_conventional_one_is_abs
     study = lebel.open_study(root)
     assert study.default_test_runs == ["b"]
     assert study.sources[("S1", "b")].read_repeats().shape == (2, 25, 6)
+
+
+def test_common_space_targets_are_read_from_response_dir(tmp_path):
+    # the multi-participant recipe trains on targets in a common space (same count for everyone) kept beside the
+    # published voxel responses; data.response_dir points the reader at them, and a shared head then fits
+    rng = np.random.default_rng(1)
+    root = write_lebel(tmp_path / "ds", {s: rng.standard_normal(int(SECONDS * SR)) * 0.1 for s in ("a", "b", "c")},
+                       {"UTS01": {s: _noise(rng, n_targets=5) for s in "abc"}, "UTS02": {s: _noise(rng, n_targets=7) for s in "abc"}})
+    for p in ("UTS01_nonc", "UTS02_nonc"):
+        d = root / "derivative" / "transformed_data_fs_lang" / p
+        d.mkdir(parents=True)
+        for s in "abc":
+            with h5py.File(d / f"{s}.hf5", "w") as f:
+                f["data"] = _noise(rng, n_targets=9)
+    cfg = load_config(None, ["data.format=lebel", f"data.root={root}", "data.response_dir=derivative/transformed_data_fs_lang",
+                             "data.test_runs=[c]"])
+    from braintune.data.formats import open_study
+
+    study = open_study(cfg.data)
+    assert study.participants == ["UTS01_nonc", "UTS02_nonc"]
+    assert {study.sources[(p, "a")].shape()[1] for p in study.participants} == {9}
+    assert lebel.open_study(root).participants == ["UTS01", "UTS02"]  # the default is still the voxel responses
+    with pytest.raises(DataError, match="response_dir"):
+        lebel.open_study(root, response_dir="derivative/missing")

@@ -20,7 +20,7 @@ def _synthetic_friends(cfg) -> Study:
 
 
 FORMATS: dict[str, Callable] = {
-    "lebel": lambda cfg: lebel.open_study(cfg.root),
+    "lebel": lambda cfg: lebel.open_study(cfg.root, response_dir=cfg.response_dir or lebel.RESPONSE_DIR),
     "synthetic": _synthetic,
     "algonauts": lambda cfg: algonauts.open_study(cfg.root),
     "synthetic_friends": _synthetic_friends,

@@ -7,6 +7,7 @@ Layout read::
          the test story also holds "individual_repeats": (repeats, TRs, voxels)
     ROOT/derivative/TextGrids/{story}.TextGrid                    # word timings (optional)
     ROOT/derivative/respdict.json                                 # {story: TRs} (optional cross-check)
+    ROOT/<data.response_dir>/{participant}/{story}.hf5            # optional: common-space targets instead
 
 Timing convention (Huth-lab pipeline): the scanner starts ``SOUND_START_S`` = 10 s before the story's
 audio, TRs are ``TR`` apart, and the preprocessed responses already lack the first ``TRIM_START`` = 10
@@ -24,6 +25,7 @@ from ..timing import RunTiming
 TR = 2.0045  # seconds between triggers (the dataset's `expectedtr`)
 SOUND_START_S = 10.0  # audio onset after the first trigger
 TRIM_START, TRIM_END = 10, 5  # TRs already removed from the preprocessed hf5
+RESPONSE_DIR = "derivative/preprocessed_data"
 TEST_STORY = "wheretheressmoke"
 VAL_STORY = "itsabox"
 TR_TOLERANCE = 3  # TRs a response may differ from what its audio implies before it is refused
@@ -40,14 +42,20 @@ def expected_trs(duration_s: float, tr: float = TR) -> int:
     return scan_trs - TRIM_START - TRIM_END
 
 
-def open_study(root: str | Path, tr: float = TR) -> Study:
-    """Read a ds003020 directory; raise ``DataError`` naming what is missing or inconsistent."""
+def open_study(root: str | Path, tr: float = TR, response_dir: str | Path = RESPONSE_DIR) -> Study:
+    """Read a ds003020 directory; raise ``DataError`` naming what is missing or inconsistent.
+
+    ``response_dir`` (relative to ``root``, or absolute) holds ``{participant}/{story}.hf5``: the published
+    voxel responses by default, or targets in a common space (e.g. the multi-participant paper's
+    ``derivative/transformed_data_fs_lang``, whose participant directories are named ``UTS01_nonc``, …).
+    """
     root = Path(root)
-    resp_dir = root / "derivative" / "preprocessed_data"
+    resp_dir = root / response_dir
     stim_dir = root / "stimuli"
     for d in (resp_dir, stim_dir):
         if not d.is_dir():
-            raise DataError(f"'{d}' does not exist; data.root must be the ds003020 directory (holding stimuli/ and derivative/)")
+            raise DataError(f"'{d}' does not exist; data.root must be the ds003020 directory (holding stimuli/ and "
+                            f"derivative/) and data.response_dir the folder of per-participant .hf5 under it")
     problems: list[str] = []
     sources: dict[tuple[str, str], H5Response] = {}
     n_rows: dict[str, dict[str, int]] = {}
