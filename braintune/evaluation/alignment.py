@@ -16,11 +16,16 @@ from .metrics import correlation
 log = logging.getLogger(__name__)
 
 
-def _stack(feats: dict[str, np.ndarray], layer_pos: int, responses: dict, participant: str, runs: list[str]):
-    X = np.concatenate([zscore(feats[r][layer_pos]) for r in runs])
+def stack_features(feats: dict[str, np.ndarray], layer_pos: int, runs: list[str]) -> np.ndarray:
+    """One layer's features of ``runs``, z-scored per run and stacked in time: (sum of n_trs, D)."""
+    return np.concatenate([zscore(feats[r][layer_pos]) for r in runs])
+
+
+def stack_responses(responses: dict, participant: str, runs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of n_trs, n_targets) responses of ``runs`` and the run index of every row."""
     Y = np.concatenate([responses[(participant, r)] for r in runs])
-    groups = np.concatenate([np.full(feats[r].shape[1], i) for i, r in enumerate(runs)])
-    return X, Y, groups
+    groups = np.concatenate([np.full(len(responses[(participant, r)]), i) for i, r in enumerate(runs)])
+    return Y, groups
 
 
 def participant_alignment(study: Study, participant: str, feats: dict[str, np.ndarray], layers: list[int],
@@ -41,9 +46,10 @@ def participant_alignment(study: Study, participant: str, feats: dict[str, np.nd
     resp = prepare_responses(study, [participant], train + test)
     out = {"r": {}, "n_targets": int(resp.n_targets[participant]), "train_runs": train, "test_runs": test,
            "excluded": resp.excluded[participant], "kept": resp.kept[participant]}
+    Y, g = stack_responses(resp.data, participant, train)  # the same for every layer
+    Yt, gt = stack_responses(resp.data, participant, test)
     for pos, layer in enumerate(layers):
-        X, Y, g = _stack(feats, pos, resp.data, participant, train)
-        Xt, Yt, gt = _stack(feats, pos, resp.data, participant, test)
+        X, Xt = stack_features(feats, pos, train), stack_features(feats, pos, test)
         enc = RidgeEncoder(**encoder_params).fit(X, Y, groups=g)
         pred = enc.predict(Xt, groups=gt)
         out["r"][layer] = correlation(Yt, pred)
@@ -169,7 +175,7 @@ def measure_alignment(backbone, study: Study, participants: list[str], test_runs
     """Features of every run the participants heard, then ``participant_alignment`` for each -> (summary, arrays).
 
     ``cache``: a ``cache.FeatureCache`` for the features. ``details``, when given, receives "results"
-    (per participant, with the headline layer's test predictions), "features" and "layers".
+    (per participant, with the headline layer's test predictions), "features", "layers" and "names".
     """
     a, d = cfg.alignment, cfg.data
     layers = layer_list(cfg, backbone, headline_layer)
@@ -178,5 +184,5 @@ def measure_alignment(backbone, study: Study, participants: list[str], test_runs
     results = {p: participant_alignment(study, p, feats, layers, test_runs, encoder_params(cfg), keep) for p in participants}
     names = {p: target_names(study, p, d.labels) for p in participants} if a.regions else None
     if details is not None:
-        details.update(results=results, features=feats, layers=layers)
+        details.update(results=results, features=feats, layers=layers, names=names)
     return summarize(results, headline_layer, names, list(a.regions), a.min_ceiling), arrays_for_npz(results)

@@ -13,12 +13,13 @@ import warnings
 
 import numpy as np
 
-from ..data.responses import prepare_responses, zscore
+from ..data.responses import prepare_responses
 from ..data.study import Study
 from . import stats as S
 from .efficiency import efficiency_curve, fraction_to_match
 from .encoding import RidgeEncoder
 from .metrics import correlation
+from .alignment import stack_features, stack_responses
 
 
 def _test(fn, a, b) -> dict:
@@ -97,9 +98,9 @@ def participant_efficiency(study: Study, participant: str, feats: dict[str, np.n
     """
     runs = study.runs_of(participant)
     resp = prepare_responses(study, [participant], runs)
-    X = np.concatenate([zscore(feats[r][layer_pos]) for r in runs])
-    Y = np.concatenate([resp.data[(participant, r)] for r in runs])
-    groups = np.concatenate([np.full(feats[r].shape[1], r) for r in runs])
+    X = stack_features(feats, layer_pos, runs)
+    Y, index = stack_responses(resp.data, participant, runs)
+    groups = np.asarray(runs)[index]  # run names: efficiency_curve's test groups are named
     shortest = min(feats[r].shape[1] for r in runs)
     encoder = RidgeEncoder(**{**params, "cv": "bootstrap", "chunklen": max(2, min(20, shortest // 4))})
     return efficiency_curve(X, Y, groups, [r for r in test_runs if r in runs], n_runs, encoder=encoder, seed=seed)

@@ -19,7 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from ..config import Config, ConfigError, save_config, to_dict
 from ..data.datamodule import build_datamodule
-from ..evaluation.alignment import measure_alignment
+from ..evaluation.alignment import measure_alignment, summarize
 from ..pooling import TRPooling
 from .callbacks import FrozenBackboneEval
 from .module import BrainTuner
@@ -130,11 +130,17 @@ def freeze_for(module: BrainTuner, train_only: str, new: list[str] | None) -> No
     log.info("optim.train_only=%s: %d trainable parameters", train_only, trained)
 
 
-def _alignment(cfg: Config, module: BrainTuner, dm, participants: list[str]) -> dict:
+def _alignment(cfg: Config, module: BrainTuner, dm, groups: dict[str, list[str]]) -> dict[str, dict]:
+    """Alignment summary of each non-empty participant group, from one feature extraction for all of them."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     module.to(device)
-    summary, _ = measure_alignment(module.backbone, dm.study, participants, dm.splits.test_runs, cfg, module.layer, device)
-    return summary
+    groups = {k: v for k, v in groups.items() if v}
+    details: dict = {}
+    measure_alignment(module.backbone, dm.study, [p for v in groups.values() for p in v], dm.splits.test_runs, cfg,
+                      module.layer, device, details=details)
+    a, results, names = cfg.alignment, details["results"], details["names"]
+    return {k: summarize({p: results[p] for p in v}, module.layer, names and {p: names[p] for p in v}, list(a.regions),
+                         a.min_ceiling) for k, v in groups.items()}
 
 
 def train(cfg: Config) -> dict:
@@ -152,7 +158,7 @@ def train(cfg: Config) -> dict:
     # measured once, by the first process (under DDP every process runs this function)
     measure = cfg.alignment.after_training and rank_zero_only.rank == 0
     groups = {"tuned": dm.splits.participants, "heldout": dm.splits.heldout}
-    before = {k: _alignment(cfg, module, dm, v) for k, v in groups.items() if v} if measure else {}
+    before = _alignment(cfg, module, dm, groups) if measure else {}
 
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch}", monitor="val/pearson", mode="max", save_last=True)
     callbacks = [ckpt, LearningRateMonitor("step")] + ([FrozenBackboneEval()] if cfg.optim.train_only != "all" else [])
@@ -178,7 +184,7 @@ def train(cfg: Config) -> dict:
     }
     if measure and trainer.is_global_zero:
         best = BrainTuner.load_from_checkpoint(ckpt.best_model_path, map_location="cpu") if ckpt.best_model_path else module
-        after = {k: _alignment(cfg, best, dm, v) for k, v in groups.items() if v}
+        after = _alignment(cfg, best, dm, groups)
         summary["alignment"] = {"before": before["tuned"], "after": after["tuned"]}
         if "heldout" in before:
             summary["alignment"]["heldout_participant"] = {"before": before["heldout"], "after": after["heldout"]}
