@@ -32,13 +32,12 @@ class TRPooling(nn.Module):
         ``tr_times`` (B, K) seconds; ``frame_start_s`` (B,) stimulus time at which frame 0 starts.
         """
         win = tr_windows(tr_times, self.window_s, self.lag_s, self.n_windows)  # (B, K, W, 2)
-        out = np.zeros((*win.shape[:3], n_frames), np.float32)
-        for b, k, w in np.ndindex(*win.shape[:3]):
-            i0, i1 = window_to_slice(win[b, k, w, 0], win[b, k, w, 1], frame_rate, start=frame_start_s[b])
-            i0, i1 = max(i0, 0), min(i1, n_frames)
-            if i1 > i0:
-                out[b, k, w, i0:i1] = 1.0 / (i1 - i0)
-        return torch.from_numpy(out)
+        start = np.asarray(frame_start_s, dtype=np.float64)[:, None, None]
+        i0, i1 = window_to_slice(win[..., 0], win[..., 1], frame_rate, start=start)  # (B, K, W) each
+        frames = np.arange(n_frames)
+        inside = (frames >= np.maximum(i0, 0)[..., None]) & (frames < np.minimum(i1, n_frames)[..., None])  # (B, K, W, T)
+        count = inside.sum(-1, keepdims=True)
+        return torch.from_numpy(np.where(inside, 1.0 / np.maximum(count, 1), 0.0).astype(np.float32))
 
     def forward(self, hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """hidden (B, T, D), weights (B, K, W, T) -> (B, K, F)."""

@@ -6,7 +6,6 @@ covers ``[start + i / rate, start + (i + 1) / rate)``. Every conversion in brain
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,11 +19,17 @@ def time_to_index(t: float | np.ndarray, rate: float, start: float = 0.0) -> int
     return int(idx) if idx.ndim == 0 else idx
 
 
-def window_to_slice(t0: float, t1: float, rate: float, start: float = 0.0) -> tuple[int, int]:
-    """Indices ``[i0, i1)`` of the elements overlapping the window ``[t0, t1)`` (seconds)."""
-    i0 = int(math.floor((t0 - start) * rate + _EPS))
-    i1 = int(math.ceil((t1 - start) * rate - _EPS))
-    return i0, max(i1, i0)
+def window_to_slice(t0, t1, rate: float, start=0.0):
+    """Indices ``[i0, i1)`` of the elements overlapping the window ``[t0, t1)`` (seconds).
+
+    Scalars give a pair of ints; arrays (broadcast together with ``start``) give a pair of int64 arrays.
+    """
+    t0, t1, start = (np.asarray(v, dtype=np.float64) for v in (t0, t1, start))
+    i0 = np.floor((t0 - start) * rate + _EPS).astype(np.int64)
+    i1 = np.maximum(np.ceil((t1 - start) * rate - _EPS).astype(np.int64), i0)
+    if i0.ndim == 0:
+        return int(i0), int(i1)
+    return i0, i1
 
 
 @dataclass(frozen=True)
