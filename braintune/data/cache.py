@@ -74,12 +74,12 @@ class CachedSource:
     def __init__(self, inner, directory: str | Path):
         self.inner, self.directory = inner, Path(directory)
         self.path = inner.path
-
-    def _tag(self) -> str:
-        return f"resp|{getattr(self.inner, 'key', '')}|{self.inner.shape()}|{getattr(self.inner, 'columns', '')}"
+        self._tag: str | None = None  # built on first read: shape() can mean decoding a whole image
 
     def read(self) -> np.ndarray:
-        return np.asarray(cached_array(self.path, self._tag(), self.inner.read, self.directory))
+        if self._tag is None:
+            self._tag = f"resp|{getattr(self.inner, 'key', '')}|{self.inner.shape()}|{getattr(self.inner, 'columns', '')}"
+        return np.asarray(cached_array(self.path, self._tag, self.inner.read, self.directory))
 
     def read_repeats(self):
         return self.inner.read_repeats()

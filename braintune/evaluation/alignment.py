@@ -60,6 +60,15 @@ def participant_alignment(study: Study, participant: str, feats: dict[str, np.nd
     return out
 
 
+def study_columns(study: Study, participant: str) -> np.ndarray:
+    """Indices of the participant's study targets among the file's targets (a region selection keeps a subset)."""
+    source = study.sources[(participant, study.runs_of(participant)[0])]
+    n = source.shape()[1]
+    while not hasattr(source, "columns") and hasattr(source, "inner"):  # cache / row-cut wrappers
+        source = source.inner
+    return np.asarray(getattr(source, "columns", range(n)))
+
+
 def region_masks(names: np.ndarray, regions: list[str]) -> dict[str, np.ndarray]:
     """(n_targets,) label names -> {region: targets whose name contains it (case-insensitive), "other": the rest}."""
     low = np.char.lower(names.astype(str))
@@ -78,11 +87,7 @@ def target_names(study: Study, participant: str, labels: str | None) -> np.ndarr
     path = Path(labels) if labels else _layout_labels(study, participant)
     if path is None:
         return None
-    source = study.sources[(participant, study.runs_of(participant)[0])]
-    n = source.shape()[1]
-    while not hasattr(source, "columns") and hasattr(source, "inner"):  # cache / row-cut wrappers
-        source = source.inner
-    columns = getattr(source, "columns", range(n))  # a region selection keeps a subset of the file's columns
+    columns = study_columns(study, participant)  # a region selection keeps a subset of the file's columns
     table = read_labels(path)
     return np.array([table.get(int(c) + 1, "") for c in columns], dtype=object)
 

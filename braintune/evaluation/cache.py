@@ -22,13 +22,6 @@ from ..data.study import Run
 log = logging.getLogger(__name__)
 
 
-def model_id(checkpoint: Optional[str], backbone: dict, seed: int) -> str:
-    """Short stable id of the weights being measured (see the module docstring)."""
-    from ..downstream.features import model_key
-
-    return model_key(checkpoint, backbone, seed)
-
-
 def _file_stamp(path) -> Optional[list]:
     if path is None or not Path(path).exists():
         return None

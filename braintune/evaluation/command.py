@@ -16,6 +16,7 @@ from ..backbones import build_backbone, resolve_layer
 from ..config import Config, ConfigError, save_config, to_dict
 from ..data.datamodule import make_splits
 from ..data.formats import open_study
+from .alignment import study_columns
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +64,12 @@ def model_specs(cfg: Config, entries: list[str]) -> list[dict]:
 
 def feature_cache(cfg: Config):
     """The ``FeatureCache`` of the model ``cfg`` describes, or None when ``alignment.cache_dir`` is None."""
-    from .cache import FeatureCache, model_id
+    from ..downstream.features import model_key  # the same weights id as the downstream feature cache
+    from .cache import FeatureCache
 
     if cfg.alignment.cache_dir is None:
         return None
-    return FeatureCache(cfg.alignment.cache_dir, model_id(cfg.checkpoint, to_dict(cfg)["backbone"], cfg.trainer.seed))
-
-
-def study_columns(study, participant: str) -> np.ndarray:
-    """Indices of the participant's study targets among the file's targets (a region selection keeps a subset)."""
-    source = study.sources[(participant, study.runs_of(participant)[0])]
-    n = source.shape()[1]
-    while not hasattr(source, "columns") and hasattr(source, "inner"):
-        source = source.inner
-    return np.asarray(getattr(source, "columns", range(n)))
+    return FeatureCache(cfg.alignment.cache_dir, model_key(cfg.checkpoint, to_dict(cfg)["backbone"], cfg.trainer.seed))
 
 
 def brain_maps(cfg: Config, study, results: dict, layer_of, out_dir: Path, prefix: str = "r_map") -> list[str] | str:

@@ -14,13 +14,12 @@ from sklearn.model_selection import PredefinedSplit
 
 from .encoding import RidgeEncoder, make_delayed
 from .resample import zscore_runs
+from .solvers import SCORE_FUNCS
 
 
 def r2_per_target(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """(n, V), (n, V) -> (V,) coefficient of determination; 0 where the target is constant."""
-    ss_tot = ((y_true - y_true.mean(0)) ** 2).sum(0)
-    ss_res = ((y_true - y_pred) ** 2).sum(0)
-    return np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), 0.0)
+    return SCORE_FUNCS["r2"](np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64))
 
 
 def variance_partition(Xa, Xb, Y, groups, Xa_test, Xb_test, Y_test, groups_test, **encoder_params) -> dict[str, np.ndarray]:
