@@ -30,11 +30,15 @@ class Responses:
         return {p: len(k) for p, k in self.kept.items()}
 
 
-def zscore(x: np.ndarray) -> np.ndarray:
-    """Column-wise z-score over time; (n, d) -> (n, d). Constant columns become 0."""
-    mean = x.mean(axis=0, keepdims=True)
-    std = x.std(axis=0, keepdims=True)
-    return ((x - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+def zscore(x: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Column-wise z-score over time; (n, d) -> (n, d) of ``dtype``. Constant columns (to rounding) become 0.
+
+    The one z-score of braintune: responses per run here, features per run in ``evaluation.resample.zscore_runs``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    mean, std = x.mean(0), x.std(0)
+    constant = std <= 1e-12 * np.maximum(np.abs(mean), 1.0)
+    return np.where(constant, 0.0, (x - mean) / np.where(constant, 1.0, std)).astype(dtype)
 
 
 def _load_checked(study: Study, participant: str, run: str) -> np.ndarray:

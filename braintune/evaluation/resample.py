@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.responses import zscore
+
 
 def _check_events(features, event_times_s, tr_times_s, where: str):
     features = np.asarray(features)
@@ -147,8 +149,5 @@ def zscore_runs(X, groups=None) -> np.ndarray:
     out = np.empty(X.shape, dtype=np.float32 if X.dtype == np.float32 else np.float64)
     for g in np.unique(groups):
         rows = groups == g
-        x = X[rows].astype(np.float64)
-        mean, std = x.mean(0), x.std(0)
-        constant = std <= 1e-12 * np.maximum(np.abs(mean), 1.0)
-        out[rows] = np.where(constant, 0.0, (x - mean) / np.where(constant, 1.0, std))
+        out[rows] = zscore(X[rows], out.dtype)
     return out

@@ -21,6 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..responses import zscore
 from ..study import DataError, Study
 from . import algonauts
 from .synthetic import hrf
@@ -123,8 +124,7 @@ def haemodynamic(x: np.ndarray) -> np.ndarray:
     stimulus before the run had its mean level, so no onset ramp is shared by every target."""
     h = hrf(algonauts.TR)
     z = np.stack([np.convolve(c - c.mean(), h)[: len(c)] for c in x.T], 1)
-    sd = z.std(0)
-    return (z - z.mean(0)) / np.where(sd > 0, sd, 1.0)  # a short part may have no red flicker: zero, not NaN
+    return zscore(z, np.float64)  # a short part may have no red flicker: zero, not NaN
 
 
 def _transcript(path: Path, bursts: list, n_trs: int) -> None:
