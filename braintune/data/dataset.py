@@ -49,10 +49,18 @@ def load_words(path: str, tr: float) -> tuple[Word, ...]:
     return tuple(sorted(words, key=lambda w: w.start_s))
 
 
-def span_words(words: tuple[Word, ...], start_s: float, end_s: float, context_words: int) -> list[tuple[float, str]]:
+@lru_cache(maxsize=256)
+def word_onsets(path: str, tr: float) -> np.ndarray:
+    """(n_words,) onsets of ``load_words(path, tr)``, built once per story rather than once per segment."""
+    return np.array([w.start_s for w in load_words(path, tr)])
+
+
+def span_words(words: tuple[Word, ...], start_s: float, end_s: float, context_words: int,
+               onsets: np.ndarray | None = None) -> list[tuple[float, str]]:
     """(onset relative to ``start_s``, text) of the words starting in ``[start_s, end_s)`` and of the
-    ``context_words`` words before them (negative onsets: context only, never placed on the frame grid)."""
-    onsets = np.array([w.start_s for w in words])
+    ``context_words`` words before them (negative onsets: context only, never placed on the frame grid).
+    ``onsets`` (the words' start times, e.g. ``word_onsets``) saves rebuilding them."""
+    onsets = np.array([w.start_s for w in words]) if onsets is None else onsets
     i0, i1 = np.searchsorted(onsets, start_s), np.searchsorted(onsets, end_s)
     return [(w.start_s - start_s, w.text) for w in words[max(i0 - context_words, 0) : i1]]
 
@@ -112,7 +120,8 @@ def read_span(run: Run, start_s: float, end_s: float, inputs: tuple[str, ...], s
     if "words" in inputs:
         if run.words is None:
             raise DataError(f"run '{run.name}' has no word timings (TextGrid / transcript) but the text backbone needs them")
-        item["words"] = span_words(load_words(str(run.words), run.timing.tr), start_s, end_s, context_words)
+        path, tr = str(run.words), run.timing.tr
+        item["words"] = span_words(load_words(path, tr), start_s, end_s, context_words, word_onsets(path, tr))
     return item
 
 
