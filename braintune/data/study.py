@@ -36,13 +36,15 @@ class ResponseSource(Protocol):
 
 @dataclass(frozen=True)
 class H5Response:
-    """A 2-D HDF5 dataset ``key`` (TRs x targets), optionally with repeats under ``repeats_key``."""
+    """A 2-D HDF5 dataset ``key`` (TRs x targets), optionally with repeats under ``repeats_key``, optionally cut to
+    its first ``n_rows`` rows (e.g. Algonauts runs whose participants differ by a trailing TR)."""
 
     path: Path
     key: str = "data"
     repeats_key: str | None = None
+    n_rows: int | None = None
 
-    def _open(self) -> h5py.File:
+    def open(self) -> h5py.File:
         try:
             return h5py.File(self.path, "r")
         except OSError as err:
@@ -55,16 +57,16 @@ class H5Response:
         return ds
 
     def shape(self) -> tuple[int, int]:
-        with self._open() as f:
+        with self.open() as f:
             shape = self._dataset(f, self.key).shape
         if len(shape) != 2:
             raise DataError(f"'{self.path}' dataset '{self.key}' has shape {shape}; expected (TRs, targets)")
-        return int(shape[0]), int(shape[1])
+        return (int(shape[0]) if self.n_rows is None else self.n_rows), int(shape[1])
 
     def read(self) -> np.ndarray:
-        with self._open() as f:
+        with self.open() as f:
             try:
-                data = self._dataset(f, self.key)[()]
+                data = self._dataset(f, self.key)[: self.n_rows]
             except OSError as err:
                 raise DataError(f"cannot read '{self.key}' from '{self.path}': {err}. The file is corrupt; re-download it.") from err
         return np.asarray(data, dtype=np.float32)
@@ -72,7 +74,7 @@ class H5Response:
     def read_repeats(self) -> np.ndarray | None:
         if self.repeats_key is None:
             return None
-        with self._open() as f:
+        with self.open() as f:
             return np.asarray(self._dataset(f, self.repeats_key)[()], dtype=np.float32)
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from ..stimuli import StimulusError, audio_info
@@ -39,22 +38,6 @@ TR_TOLERANCE = 3  # rows a response may run past its stimulus (scanner tail) bef
 MOVIE_SUFFIXES = (".mkv", ".mp4")
 _KEY = re.compile(r"^ses-(?P<ses>[^_]+)_task-(?P<task>[^_]+)(?:_run-(?P<run>\w+))?$")
 _EPISODE = re.compile(r"^s(?P<season>\d\d)e(?P<episode>\d\d)(?P<part>[a-z])$")
-
-
-class RowsH5(H5Response):
-    """An ``H5Response`` cut to its first ``n_rows`` rows (runs whose participants differ by a trailing TR)."""
-
-    def __init__(self, path: Path, key: str, n_rows: int):
-        object.__setattr__(self, "path", path)
-        object.__setattr__(self, "key", key)
-        object.__setattr__(self, "repeats_key", None)
-        object.__setattr__(self, "n_rows", n_rows)
-
-    def shape(self) -> tuple[int, int]:
-        return self.n_rows, super().shape()[1]
-
-    def read(self) -> np.ndarray:
-        return super().read()[: self.n_rows]
 
 
 def run_name(key: str) -> tuple[str, str] | None:
@@ -72,13 +55,6 @@ def _index(root: Path, sub: str, suffixes: tuple[str, ...]) -> dict[str, Path]:
     return {p.stem: p for p in sorted(base.rglob("*")) if p.suffix.lower() in suffixes} if base.is_dir() else {}
 
 
-def _open_h5(path: Path) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        raise DataError(f"cannot open response file '{path}': {err}. It is truncated or not HDF5; re-download it.") from err
-
-
 def _scan_responses(fmri: Path, problems: list[str]) -> dict[tuple[str, str], tuple[Path, str, str, int, int]]:
     """(participant, run) -> (h5 path, dataset key, stimulus stem, n_trs, n_targets)."""
     found = {}
@@ -88,7 +64,7 @@ def _scan_responses(fmri: Path, problems: list[str]) -> dict[tuple[str, str], tu
             problems.append(f"participant directory '{pdir}' has no func/*.h5 responses; skipped")
             continue
         for f in files:
-            with _open_h5(f) as h:
+            with H5Response(f).open() as h:
                 for key in sorted(h.keys()):
                     named = run_name(key)
                     if named is None or len(h[key].shape) != 2:
@@ -127,7 +103,7 @@ def open_study(root: str | Path, tr: float = TR) -> Study:
         run = _make_run(r, items, movies[stem], transcripts.get(stem), tr, problems)
         runs[r] = run
         for p, (path, key, _, n, _) in items.items():
-            sources[(p, r)] = H5Response(path, key) if n == run.timing.n_trs else RowsH5(path, key, run.timing.n_trs)
+            sources[(p, r)] = H5Response(path, key, n_rows=None if n == run.timing.n_trs else run.timing.n_trs)
     _report_missing(sources, runs, problems)
     _check_widths(sources, found)
     test, val = default_splits(list(runs))
