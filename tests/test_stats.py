@@ -82,3 +82,17 @@ def test_bootstrap_cis_cover_and_widen_with_autocorrelation():
     assert np.median(hi_b - lo_b) > 1.5 * np.median(hi_i - lo_i)
     with pytest.raises(ValueError, match="block_len=300 must be between 1 and n_TRs/2 = 250"):
         block_bootstrap_ci(y, pred, block_len=300)
+
+
+def test_paired_block_bootstrap_ci_is_zero_for_the_same_model_and_covers_a_planted_gain():
+    from braintune.evaluation.metrics import correlation
+    from braintune.evaluation.stats import paired_block_bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal((400, 20))
+    y = signal + rng.standard_normal((400, 20))
+    weak, strong = signal + 2.0 * rng.standard_normal((400, 20)), signal + 0.5 * rng.standard_normal((400, 20))
+    assert paired_block_bootstrap_ci(y, weak, weak, block_len=20, n_boot=50) == (0.0, 0.0)
+    truth = np.mean(correlation(y, strong) - correlation(y, weak))
+    lo, hi = paired_block_bootstrap_ci(y, weak, strong, block_len=20, n_boot=300)
+    assert 0 < lo < truth < hi

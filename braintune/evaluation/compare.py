@@ -36,24 +36,6 @@ def _test(fn, a, b) -> dict:
     return out
 
 
-def block_bootstrap_diff(y, pred_a, pred_b, block_len: int, n_boot: int = 1000, ci: float = 0.95,
-                         seed: int = 0) -> tuple[float, float]:
-    """Percentile CI of mean_targets(r_b - r_a), drawing the same blocks of contiguous TRs for both models.
-
-    y, pred_a, pred_b : arrays of shape (n_trs, n_targets)
-    """
-    n = len(y)
-    block_len = max(1, min(block_len, n // 2))
-    blocks = [np.arange(s, min(s + block_len, n)) for s in range(0, n, block_len)]
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_boot)
-    for i in range(n_boot):
-        rows = np.concatenate([blocks[j] for j in rng.integers(0, len(blocks), len(blocks))])
-        diffs[i] = np.nanmean(correlation(y[rows], pred_b[rows]) - correlation(y[rows], pred_a[rows]))
-    tail = 100 * (1 - ci) / 2
-    return float(np.percentile(diffs, tail)), float(np.percentile(diffs, 100 - tail))
-
-
 def compare_pair(res_a: dict, res_b: dict, block_trs: int, n_boot: int, seed: int = 0) -> tuple[dict, dict]:
     """Two models' ``participant_alignment`` results ({participant: result}) -> (differences, tests) of b - a."""
     participants = [p for p in res_a if p in res_b]
@@ -76,7 +58,8 @@ def compare_pair(res_a: dict, res_b: dict, block_trs: int, n_boot: int, seed: in
     for p in participants:
         a, b = res_a[p], res_b[p]
         if "pred" in a and "pred" in b:
-            lo, hi = block_bootstrap_diff(a["y_test"], a["pred"], b["pred"], block_trs, n_boot, seed=seed)
+            block = max(1, min(block_trs, len(a["y_test"]) // 2))  # a short test run gets shorter blocks
+            lo, hi = S.paired_block_bootstrap_ci(a["y_test"], a["pred"], b["pred"], block, n_boot, seed=seed)
             d = float(np.mean(correlation(a["y_test"], b["pred"]) - correlation(a["y_test"], a["pred"])))
             diff["headline"]["participants"][p] = {"mean_diff": d, "ci": [lo, hi], "block_trs": block_trs}
     heads = [v["mean_diff"] for v in diff["headline"]["participants"].values()]

@@ -137,13 +137,31 @@ def block_bootstrap_ci(y_true, y_pred, block_len: int, n_boot: int = 1000, ci: f
     """
     y_true, y_pred = _check_pair(y_true, y_pred, "block_bootstrap_ci")
     blocks = _blocks(len(y_true), block_len, "block_bootstrap_ci")
-    rng = np.random.default_rng(seed)
-    boots = np.empty((n_boot, y_true.shape[1]))
-    for i in range(n_boot):
-        rows = np.concatenate([blocks[j] for j in rng.integers(0, len(blocks), len(blocks))])
-        boots[i] = correlation(y_true[rows], y_pred[rows])
+    boots = np.stack([correlation(y_true[rows], y_pred[rows]) for rows in _block_resamples(blocks, n_boot, seed)])
     tail = 100 * (1 - ci) / 2
     return np.percentile(boots, tail, axis=0), np.percentile(boots, 100 - tail, axis=0)
+
+
+def paired_block_bootstrap_ci(y_true, pred_a, pred_b, block_len: int, n_boot: int = 1000, ci: float = 0.95,
+                              seed: int = 0) -> tuple[float, float]:
+    """Percentile CI of mean over targets of r(y, pred_b) - r(y, pred_a), the same blocks of TRs for both models.
+
+    y_true, pred_a, pred_b : arrays of shape (n_TRs, n_targets)
+    """
+    y_true, pred_a = _check_pair(y_true, pred_a, "paired_block_bootstrap_ci")
+    _, pred_b = _check_pair(y_true, pred_b, "paired_block_bootstrap_ci")
+    blocks = _blocks(len(y_true), block_len, "paired_block_bootstrap_ci")
+    diffs = [np.nanmean(correlation(y_true[rows], pred_b[rows]) - correlation(y_true[rows], pred_a[rows]))
+             for rows in _block_resamples(blocks, n_boot, seed)]
+    tail = 100 * (1 - ci) / 2
+    return float(np.percentile(diffs, tail)), float(np.percentile(diffs, 100 - tail))
+
+
+def _block_resamples(blocks: list[np.ndarray], n_boot: int, seed: int):
+    """``n_boot`` row orders, each made of ``len(blocks)`` blocks drawn with replacement."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield np.concatenate([blocks[j] for j in rng.integers(0, len(blocks), len(blocks))])
 
 
 def block_permutation_test(y_true, y_pred, block_len: int, n_perm: int = 1000, seed: int = 0,
