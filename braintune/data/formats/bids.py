@@ -33,13 +33,22 @@ EVENT_COLUMNS = ("onset", "duration", "stim_file")
 
 
 def _load_image(path: Path):
+    """The image object (header read; a NIfTI's voxels are decoded by ``_voxels``)."""
     import nibabel as nib
 
     try:
-        img = nib.load(str(path))
-        img.get_fdata() if str(path).endswith((".nii", ".nii.gz")) else None  # force a read: gzip truncation shows here
-        return img
+        return nib.load(str(path))
     except Exception as err:  # nibabel raises ImageFileError, EOFError, zlib errors for broken files
+        raise DataError(f"cannot read '{path}': {err}. It is truncated or corrupt; re-download it.") from err
+
+
+def _voxels(path: Path, dtype=np.float32) -> np.ndarray:
+    """A NIfTI's data array, decoded once; gzip truncation shows up here."""
+    try:
+        return np.asarray(_load_image(path).get_fdata(dtype=dtype))
+    except DataError:
+        raise
+    except Exception as err:
         raise DataError(f"cannot read '{path}': {err}. It is truncated or corrupt; re-download it.") from err
 
 
@@ -53,15 +62,21 @@ class ImageResponse:
     right: Path | None = None  # hemi-R GIfTI paired with a hemi-L ``path``
     n_rows: int | None = None
 
-    def _volume_targets(self) -> np.ndarray:
-        data = np.asarray(_load_image(self.path).get_fdata(dtype=np.float32))  # (X, Y, Z, T)
+    def _labels(self, volume_shape: tuple) -> np.ndarray:
+        """(X, Y, Z) int labels of the mask (nonzero = keep) or atlas, checked against the volumes' grid."""
         ref = self.atlas or self.mask
         if ref is None:
             raise DataError(f"'{self.path}' is a volume; set data.mask (brain mask) or data.atlas (parcellation) to define targets")
-        labels = np.asarray(_load_image(ref).get_fdata()).round().astype(np.int64)
-        if labels.shape != data.shape[:3]:
+        labels = _voxels(ref, np.float64).round().astype(np.int64)
+        if labels.shape != tuple(volume_shape[:3]):
             raise DataError(f"{'atlas' if self.atlas else 'mask'} '{ref}' has shape {labels.shape} but the volumes in "
-                            f"'{self.path}' are {data.shape[:3]}; resample it to the data's space and grid")
+                            f"'{self.path}' are {tuple(volume_shape[:3])}; resample it to the data's space and grid")
+        return labels
+
+    def _volume_targets(self) -> np.ndarray:
+        data = _voxels(self.path)  # (X, Y, Z, T)
+        labels = self._labels(data.shape)
+        ref = self.atlas or self.mask
         flat = data.reshape(-1, data.shape[3])  # (voxels, T)
         if self.atlas is None:
             if not (labels != 0).any():
@@ -82,17 +97,21 @@ class ImageResponse:
         return None
 
     def shape(self) -> tuple[int, int]:
-        return tuple(self.read().shape)  # type: ignore[return-value]
+        if self.path.name.endswith(".func.gii"):
+            return tuple(self.read().shape)  # type: ignore[return-value]  # GIfTI has no lazy header
+        volume_shape = _load_image(self.path).shape  # header only: (X, Y, Z, T)
+        labels = self._labels(volume_shape)
+        n_targets = int((labels != 0).sum()) if self.atlas is None else len(np.unique(labels[labels != 0]))
+        return (self.n_rows or int(volume_shape[3])), n_targets
 
 
 def _tr(path: Path) -> float:
     side = Path(str(path).split("_bold")[0] + "_bold.json")
     if side.is_file():
         return float(json.loads(side.read_text())["RepetitionTime"])
-    img = _load_image(path)
     if path.name.endswith(".func.gii"):
         raise DataError(f"'{path}' has no sidecar '{side.name}' with RepetitionTime; GIfTI carries no TR, add the JSON")
-    return float(img.header.get_zooms()[3])
+    return float(_load_image(path).header.get_zooms()[3])
 
 
 def _events(root: Path, path: Path, task: str) -> tuple[float, Path]:
