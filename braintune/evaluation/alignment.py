@@ -81,10 +81,10 @@ def target_names(study: Study, participant: str, labels: str | None) -> np.ndarr
     """Label name of each of the participant's study targets (file column c has label id c + 1), or None without labels."""
     from pathlib import Path
 
-    from ..data.formats import _layout_labels
+    from ..data.formats import layout_labels
     from ..data.targets import read_labels
 
-    path = Path(labels) if labels else _layout_labels(study, participant)
+    path = Path(labels) if labels else layout_labels(study, participant)
     if path is None:
         return None
     columns = study_columns(study, participant)  # a region selection keeps a subset of the file's columns

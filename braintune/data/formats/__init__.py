@@ -47,7 +47,7 @@ def _prepare(study: Study, data_cfg) -> Study:
         labels = getattr(data_cfg, "labels", None)
         if labels is not None and not Path(labels).is_file():
             raise DataError(f"data.labels '{labels}' does not exist")
-        labels_of = (lambda p: Path(labels)) if labels else (lambda p: _layout_labels(study, p))
+        labels_of = (lambda p: Path(labels)) if labels else (lambda p: layout_labels(study, p))
         targets.select_targets(study, data_cfg.regions, labels_of, data_cfg.ceiling_threshold)
     cache.configure(getattr(data_cfg, "cache_dir", None))  # the config, not a stale environment, decides
     if getattr(data_cfg, "cache_dir", None):
@@ -55,7 +55,7 @@ def _prepare(study: Study, data_cfg) -> Study:
     return study
 
 
-def _layout_labels(study: Study, participant: str):
+def layout_labels(study: Study, participant: str):
     """The label table a layout ships beside its atlas (algonauts: fmri/<p>/atlas/*.tsv), if any."""
     found = sorted((study.root / "fmri" / participant / "atlas").glob("*.tsv"))
     return found[0] if found else None

@@ -157,9 +157,3 @@ def default_splits(run_names: list[str]) -> tuple[list[str], list[str]]:
     test = parts(episodes[-1]) if episodes else []
     val = parts(episodes[-2]) if len(episodes) > 1 else []
     return test, val
-
-
-def atlas_path(root: str | Path, participant: str) -> Path | None:
-    """The participant's parcellation volume ``fmri/<participant>/atlas/*.nii.gz``, if present."""
-    found = sorted((Path(root) / "fmri" / participant / "atlas").glob("*.nii.gz"))
-    return found[0] if found else None
