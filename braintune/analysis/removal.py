@@ -10,8 +10,8 @@ sentence instead of the property.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import scipy.linalg
@@ -171,7 +171,7 @@ class INLP(BaseEstimator):
     def fit(self, R, labels):
         """R : (n_words, H); labels : (n_words,)."""
         R, labels = _check_xy(R, labels, "INLP.fit")
-        n_dev = int(round(self.held_out * len(R)))
+        n_dev = round(self.held_out * len(R))
         if not 0 < n_dev < len(R) or len(np.unique(labels[:-n_dev])) < 2:
             raise ValueError(f"INLP: held_out={self.held_out} leaves {n_dev} held-out words of "
                              f"{len(R)} or fewer than 2 classes to train on.")
