@@ -164,8 +164,8 @@ def test_flatmap_hands_the_values_to_pycortex(tmp_path, monkeypatch):
     dataset's database and the participant's values, subject and transform reach ``cortex.Volume``."""
     calls = {}
     db = types.SimpleNamespace(filestore=None, reload_subjects=lambda: calls.setdefault("reloaded", db.filestore))
-    fake = types.SimpleNamespace(db=db, Volume=lambda *a, **k: calls.setdefault("volume", (a, k)),
-                                 quickflat=types.SimpleNamespace(make_png=lambda f, v, **k: Path(f).write_bytes(b"png")))
+    quickflat = types.SimpleNamespace(make_png=lambda f, v, **k: Path(f).write_bytes(b"png"))
+    fake = types.SimpleNamespace(db=db, Volume=lambda *a, **k: calls.setdefault("volume", (a, k)), quickflat=quickflat)
     monkeypatch.setitem(sys.modules, "cortex", fake)
     root = tmp_path / "ds003020"
     (root / "derivative/pycortex-db/UTS02/transforms/UTS02_auto").mkdir(parents=True)

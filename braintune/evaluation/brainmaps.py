@@ -198,6 +198,7 @@ def _surface_png(values, path, title: str, dpi: int, plot, decorate, **kwargs) -
         part = values[:FSAVERAGE5_VERTICES] if hemi == "left" else values[FSAVERAGE5_VERTICES:]
         plot(mesh["inflated"].parts[hemi], part, hemi=hemi, view=view, bg_map=sulc.data.parts[hemi], colorbar=False,
              axes=ax, figure=fig, **kwargs)
+        ax.set_box_aspect(None, zoom=1.45)  # nilearn sets 1.3: a little larger fills a 4-panel row
         ax.set_title(f"{hemi} {view}", fontsize=9)
     decorate(fig)
     fig.savefig(path, dpi=dpi)
@@ -212,9 +213,11 @@ def _draw_surface(values, path, title, cmap, vmin, vmax, label, dpi) -> Path:
     from nilearn import plotting
 
     def colorbar(fig):
-        fig.colorbar(ScalarMappable(Normalize(vmin, vmax), cmap), cax=fig.add_axes((0.9, 0.15, 0.012, 0.6)), label=label)
+        bar_ax = fig.add_axes((0.9, 0.15, 0.012, 0.6))
+        fig.colorbar(ScalarMappable(Normalize(vmin, vmax), cmap), cax=bar_ax, label=label)
 
-    return _surface_png(values, path, title, dpi, plotting.plot_surf_stat_map, colorbar, cmap=cmap, vmin=vmin, vmax=vmax)
+    return _surface_png(values, path, title, dpi, plotting.plot_surf_stat_map, colorbar, cmap=cmap, vmin=vmin,
+                        vmax=vmax)
 
 
 def _symmetric_limit(values) -> float:
@@ -326,8 +329,8 @@ def draw_flatmap(values, participant: str, dataset_root, path, xfm: str | None =
         return (f"no flatmap for {participant}: '{db / participant}' is missing (get ds003020's "
                 f"derivative/pycortex-db/{participant})")
     if not (db / participant / "transforms" / xfm).is_dir():
-        found = sorted(p.name for p in (db / participant / "transforms").glob("*"))
-        return f"no flatmap for {participant}: transform '{xfm}' is not in '{db / participant / 'transforms'}' (found {found})"
+        where = db / participant / "transforms"
+        return f"no flatmap for {participant}: transform '{xfm}' is not in '{where}' (found {sorted(where.glob('*'))})"
     try:
         import cortex
     except ImportError as err:
