@@ -12,8 +12,15 @@ from __future__ import annotations
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from nibabel import Nifti1Image
+
+    Volume = str | Path | Nifti1Image  # a NIfTI file or a loaded image
 
 FSAVERAGE5_VERTICES = 10242  # per hemisphere
 HEMI_VERTICES = {10242: "fsaverage5", 40962: "fsaverage6", 163842: "fsaverage7"}
@@ -52,7 +59,7 @@ def _volume(img, what: str):
     return img, data, finite
 
 
-def paint_parcels(values, atlas, parcel_ids=None):
+def paint_parcels(values: ArrayLike, atlas: Volume, parcel_ids: ArrayLike | None = None) -> Nifti1Image:
     """Write per-parcel values (NaN allowed) into their parcels' voxels.
 
     Parameters
@@ -93,7 +100,7 @@ def paint_parcels(values, atlas, parcel_ids=None):
     return nib.Nifti1Image(lut[np.clip(labels, 0, None)], img.affine)  # lut[0] = NaN: background
 
 
-def paint_mask(values, mask, targets=None):
+def paint_mask(values: ArrayLike, mask: Volume, targets: ArrayLike | None = None) -> Nifti1Image:
     """Write per-voxel values back into a brain mask.
 
     Parameters
@@ -130,7 +137,7 @@ def _fsaverage5():
     return datasets.load_fsaverage("fsaverage5"), datasets.load_fsaverage_data("fsaverage5", data_type="sulcal")
 
 
-def to_fsaverage5(values) -> np.ndarray:
+def to_fsaverage5(values: ArrayLike) -> np.ndarray:
     """(n,) surface data of fsaverage5, 6 or 7, left then right hemisphere -> (20484,) on fsaverage5: the
     first 10,242 vertices of each hemisphere (fsaverage5's own; values between them are not drawn)."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -142,7 +149,7 @@ def to_fsaverage5(values) -> np.ndarray:
     return np.concatenate([values[:FSAVERAGE5_VERTICES], values[half : half + FSAVERAGE5_VERTICES]])
 
 
-def volume_to_fsaverage5(img, categorical: bool = False) -> np.ndarray:
+def volume_to_fsaverage5(img: Volume, categorical: bool = False) -> np.ndarray:
     """MNI-space volume (X, Y, Z) -> (20484,) fsaverage5 values, left then right, by ``vol_to_surf``.
 
     Samples run from the pial to the white surface; NaN voxels are left out (a vertex without a finite
@@ -168,7 +175,7 @@ def volume_to_fsaverage5(img, categorical: bool = False) -> np.ndarray:
     return np.where(seen, labels[np.argmax(np.nan_to_num(out, nan=-1.0), axis=1)], np.nan)
 
 
-def winner_take_all(scores) -> np.ndarray:
+def winner_take_all(scores: ArrayLike) -> np.ndarray:
     """(n_kinds, n_targets) scores (a row per layer, instruction, region model, ...) -> (n_targets,) index
     of the best kind per target, as float so that targets without a finite score are NaN."""
     scores = np.asarray(scores, dtype=np.float64)
@@ -225,7 +232,8 @@ def _symmetric_limit(values) -> float:
     return float(np.percentile(finite, 99)) if finite.size and finite.max() > 0 else 1.0
 
 
-def draw_r_map(values, path, title: str = "test r", vmax: float | None = None, dpi: int = 100) -> Path:
+def draw_r_map(values: ArrayLike, path: str | Path, title: str = "test r", vmax: float | None = None,
+               dpi: int = 100) -> Path:
     """(20484,) per-vertex Pearson r -> PNG on the inflated surface; symmetric colours, ``vmax`` default the
     99th percentile of |r|. NaN vertices show the anatomy only."""
     values = _vertices(values, "draw_r_map")
@@ -233,14 +241,15 @@ def draw_r_map(values, path, title: str = "test r", vmax: float | None = None, d
     return _draw_surface(values, path, title, "RdBu_r", -lim, lim, "Pearson r", dpi)
 
 
-def draw_normalized_r_map(values, path, title: str = "normalised r (r / noise ceiling)", dpi: int = 100) -> Path:
+def draw_normalized_r_map(values: ArrayLike, path: str | Path, title: str = "normalised r (r / noise ceiling)",
+                          dpi: int = 100) -> Path:
     """(20484,) per-vertex r / noise ceiling -> PNG, colours from 0 to 1 (values beyond are clipped)."""
     values = _vertices(values, "draw_normalized_r_map")
     return _draw_surface(values, path, title, "inferno", 0.0, 1.0, "r / ceiling", dpi)
 
 
-def draw_difference_map(tuned, base, path, significant=None, title: str = "tuned - base",
-                        vmax: float | None = None, dpi: int = 100) -> Path:
+def draw_difference_map(tuned: ArrayLike, base: ArrayLike, path: str | Path, significant: ArrayLike | None = None,
+                        title: str = "tuned - base", vmax: float | None = None, dpi: int = 100) -> Path:
     """(20484,) per-vertex r of the tuned and the base model -> PNG of tuned - base, drawn only where
     ``significant`` (20484,) is true (bool, or a projected 0/1 map: above 0.5 counts) when it is given."""
     diff = _vertices(tuned, "draw_difference_map tuned") - _vertices(base, "draw_difference_map base")
@@ -252,7 +261,8 @@ def draw_difference_map(tuned, base, path, significant=None, title: str = "tuned
     return _draw_surface(diff, path, title, "RdBu_r", -lim, lim, "difference in r", dpi)
 
 
-def draw_winner_map(winners, names, path, title: str = "best per vertex", dpi: int = 100) -> Path:
+def draw_winner_map(winners: ArrayLike, names: list[str], path: str | Path, title: str = "best per vertex",
+                    dpi: int = 100) -> Path:
     """(20484,) per-vertex category index (0..len(names)-1, NaN = none) -> PNG with one colour per category
     and a legend naming them (best layer, instruction or region model per vertex)."""
     from matplotlib.colors import ListedColormap
@@ -287,7 +297,8 @@ def _volume_png(img, path, what: str, dpi: int, plot, **kwargs) -> Path:
     return Path(path)
 
 
-def draw_glass_brain(img, path, title: str = "test r", symmetric: bool = True, dpi: int = 100) -> Path:
+def draw_glass_brain(img: Volume, path: str | Path, title: str = "test r", symmetric: bool = True,
+                     dpi: int = 100) -> Path:
     """MNI-space volume (NIfTI path or image) -> PNG of its glass-brain projections (l, y, r, z); ``symmetric``:
     signed values on a diverging map, else absolute values."""
     from nilearn import plotting
@@ -296,7 +307,8 @@ def draw_glass_brain(img, path, title: str = "test r", symmetric: bool = True, d
                        plot_abs=not symmetric, threshold=1e-6, cmap="RdBu_r" if symmetric else "inferno", title=title)
 
 
-def draw_slices(img, path, title: str = "test r", n_slices: int = 6, anatomy=None, dpi: int = 100) -> Path:
+def draw_slices(img: Volume, path: str | Path, title: str = "test r", n_slices: int = 6,
+                anatomy: Volume | None = None, dpi: int = 100) -> Path:
     """Volume -> PNG of ``n_slices`` axial slices over ``anatomy`` (NIfTI; default nilearn's MNI152 template)."""
     from nilearn import plotting
 
@@ -305,8 +317,8 @@ def draw_slices(img, path, title: str = "test r", n_slices: int = 6, anatomy=Non
                        cut_coords=n_slices, cmap="RdBu_r", title=title, **extra)
 
 
-def draw_flatmap(values, participant: str, dataset_root, path, xfm: str | None = None,
-                 vmax: float | None = None) -> Path | str:
+def draw_flatmap(values: ArrayLike, participant: str, dataset_root: str | Path, path: str | Path,
+                 xfm: str | None = None, vmax: float | None = None) -> Path | str:
     """LeBel (ds003020) per-voxel values -> PNG on the participant's pycortex flatmap, or why not.
 
     Parameters
@@ -330,7 +342,8 @@ def draw_flatmap(values, participant: str, dataset_root, path, xfm: str | None =
                 f"derivative/pycortex-db/{participant})")
     if not (db / participant / "transforms" / xfm).is_dir():
         where = db / participant / "transforms"
-        return f"no flatmap for {participant}: transform '{xfm}' is not in '{where}' (found {sorted(where.glob('*'))})"
+        found = sorted(p.name for p in where.glob("*"))
+        return f"no flatmap for {participant}: transform '{xfm}' is not in '{where}' (found {found})"
     try:
         import cortex
     except ImportError as err:
