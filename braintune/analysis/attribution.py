@@ -1,0 +1,405 @@
+"""A story's words, a frozen LM and a fitted ridge head in; per-TR word attributions of brain alignment (BA) and
+next-word prediction (NWP) out (Proietti, Capobianco & Toneva 2025; analysis_methods.md §3.5).
+
+For TR ``t`` the LM reads one context of ``context_words`` words ending at the last word of TR ``t - min(delays)``.
+BA: word states (mean of sub-tokens at layer ℓ) are averaged per TR, the TRs ``t - d`` feed `RidgeHead`, and the
+objective is the MSE to the recorded response. NWP: cross-entropy of the next word's sub-tokens (teacher forcing),
+or of the masked next word for masked LMs. Captum's Gradient×Input (or Integrated Gradients) on the input
+embeddings gives token scores, summed to words; one backward per batch of TRs covers all targets of the objective.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from captum.attr import InputXGradient, IntegratedGradients
+from torch import nn
+
+from braintune.data.timing import time_to_index
+
+log = logging.getLogger(__name__)
+BATCH_KEYS = ("attention_mask", "pool", "present", "trs", "pred_pos", "labels", "label_w")
+
+
+class RidgeHead(nn.Module):
+    """A fitted ridge encoder as a linear map from raw per-TR features of TRs ``t - d`` to the response at ``t``.
+
+    Parameters
+    ----------
+    coef : array (n_features * n_delays, n_targets), delay-major blocks (`RidgeEncoder.coef_`)
+    delays : sequence of int, the encoder's FIR delays in TRs
+    feature_mean, feature_std : arrays (n_features,)
+        The per-run statistics the caller z-scored the features with; columns with ``std`` ≈ 0 were z-scored to 0
+        (as `data.responses.zscore` does) and get no weight.
+    """
+
+    def __init__(self, coef, delays, feature_mean, feature_std):
+        super().__init__()
+        self.delays = tuple(int(d) for d in delays)
+        mean, std = np.asarray(feature_mean, np.float64), np.asarray(feature_std, np.float64)
+        k, f = len(self.delays), len(mean)
+        coef = np.asarray(coef, np.float64)
+        if coef.shape[0] != k * f or std.shape != mean.shape:
+            raise ValueError(f"RidgeHead: coef has {coef.shape[0]} rows but {k} delays x {f} features "
+                             f"(feature_mean {mean.shape}, feature_std {std.shape}); pass the statistics of the "
+                             f"features the encoder was fit on.")
+        inv = np.where(std <= 1e-12 * np.maximum(np.abs(mean), 1.0), 0.0, 1.0 / np.where(std > 0, std, 1.0))
+        weight = coef.reshape(k, f, -1) * inv[None, :, None]  # (K, F, V): z-scoring folded into the weights
+        self.register_buffer("weight", torch.as_tensor(weight, dtype=torch.float32))
+        self.register_buffer("shift", torch.as_tensor(np.einsum("f,kfv->kv", mean, weight), dtype=torch.float32))
+
+    @classmethod
+    def from_encoder(cls, encoder, feature_mean, feature_std) -> RidgeHead:
+        """Head of a fitted `braintune.evaluation.encoding.RidgeEncoder`."""
+        return cls(encoder.coef_, encoder.delays, feature_mean, feature_std)
+
+    def select(self, targets) -> RidgeHead:
+        """A copy restricted to ``targets`` (int array)."""
+        new = copy.copy(self)
+        new._buffers = {"weight": self.weight[..., targets], "shift": self.shift[:, targets]}
+        return new
+
+    def forward(self, feats: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """feats (B, K, F) raw features of TRs ``t - delays[k]``; present (B, K) False before the run -> (B, V)."""
+        z = torch.einsum("bkf,kfv->bkv", feats.to(self.weight.dtype), self.weight) - self.shift  # (B, K, V)
+        return (z * present[..., None].float()).sum(1)  # zero-filled delays, as make_delayed
+
+
+class BrainObjective(nn.Module):
+    """BA objective per TR: ``"mse"`` to the response, or ``"negcorr"``, minus TR t's share of the mean Pearson r.
+
+    ``negcorr`` is ``-mean_v((ŷ_tv - m_v) / s_v · y_tv)``: with ``y`` z-scored and ``m, s`` the mean/std of the
+    run's predictions held fixed, summing it over TRs gives ``-T`` times the mean r over targets.
+
+    Parameters
+    ----------
+    head : RidgeHead
+    responses : array (n_trs, n_targets), in the space the encoder was fit in (z-scored per run)
+    layer : int, the hidden-state index (0 = embeddings) whose TR features the head was fit on
+    targets : int array or None, targets kept (see `top_targets`); None keeps all
+    kind : {"mse", "negcorr"}
+    pred_mean, pred_std : arrays (n_targets,) for ``negcorr``
+    """
+
+    def __init__(self, head: RidgeHead, responses, layer: int = -1, targets=None, kind: str = "mse", pred_mean=None,
+                 pred_std=None):
+        super().__init__()
+        if kind not in ("mse", "negcorr") or (kind == "negcorr" and (pred_mean is None or pred_std is None)):
+            raise ValueError(f"BrainObjective: kind={kind!r} must be 'mse' or 'negcorr' (which needs pred_mean and "
+                             f"pred_std of the run's predictions).")
+        keep = np.arange(head.weight.shape[-1]) if targets is None else np.asarray(targets, dtype=np.int64)
+        self.head, self.kind, self.delays, self.layer = head.select(keep), kind, head.delays, int(layer)
+        stats = [np.zeros(len(keep)), np.ones(len(keep))] if kind == "mse" else [
+            np.asarray(pred_mean)[keep], np.asarray(pred_std)[keep]]
+        self.register_buffer("responses", torch.as_tensor(np.asarray(responses)[:, keep], dtype=torch.float32))
+        self.register_buffer("pred_mean", torch.as_tensor(stats[0], dtype=torch.float32))
+        self.register_buffer("pred_std", torch.as_tensor(stats[1], dtype=torch.float32))
+
+    def forward(self, feats: torch.Tensor, present: torch.Tensor, trs: torch.Tensor) -> torch.Tensor:
+        """feats (B, K, F), present (B, K), trs (B,) -> objective (B,)."""
+        pred, y = self.head(feats, present), self.responses[trs]  # (B, V)
+        if self.kind == "mse":
+            return ((pred - y) ** 2).mean(1)
+        return -(((pred - self.pred_mean) / self.pred_std) * y).mean(1)
+
+
+@dataclass(frozen=True)
+class NextWordObjective:
+    """NWP objective: mean cross-entropy of the next word's sub-tokens; ``masked`` for masked LMs (BERT)."""
+    delays: tuple = (1, 2, 3, 4)
+    masked: bool = False
+
+
+def top_targets(test_r, k: int) -> np.ndarray:
+    """Indices of the ``k`` targets with the highest held-out r (the BA objective's target set)."""
+    return np.argsort(-np.nan_to_num(np.asarray(test_r, float), nan=-np.inf))[:k]
+
+
+@dataclass(frozen=True)
+class Story:
+    """One run's words tokenized once: sub-token ids per word, each word's TR, and the tokenizer's special ids."""
+    word_tokens: tuple
+    word_tr: np.ndarray  # (n_words,)
+    n_trs: int
+    prefix: tuple
+    suffix: tuple
+    pad_id: int
+    mask_id: int | None
+
+
+def tokenize_story(tokenizer, words, onsets_s, tr_s: float, n_trs: int, start_s: float = 0.0) -> Story:
+    """Words (strings) with onsets in seconds -> `Story`; a word belongs to the TR ``[start_s + j·tr_s, +tr_s)``."""
+    onsets = np.asarray(onsets_s, np.float64)
+    if len(onsets) != len(words) or np.any(np.diff(onsets) < 0):
+        raise ValueError(f"tokenize_story: {len(words)} words and {len(onsets)} onsets; onsets must be one per word, "
+                         f"in increasing order.")
+    enc = tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
+    per_word = [[] for _ in words]
+    for tok, w in zip(enc["input_ids"], enc.word_ids()):
+        per_word[w].append(int(tok))
+    probe = tokenizer([str(words[0])], is_split_into_words=True)
+    marks = probe.word_ids()
+    first = marks.index(0)
+    last = len(marks) - marks[::-1].index(0)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return Story(tuple(tuple(t) for t in per_word), np.asarray(time_to_index(onsets, 1.0 / tr_s, start_s)).reshape(-1),
+                 int(n_trs), tuple(probe["input_ids"][:first]), tuple(probe["input_ids"][last:]), int(pad),
+                 tokenizer.mask_token_id)
+
+
+def context_end(story: Story, trs, delays) -> np.ndarray:
+    """Index of the last context word for each TR (the last word of TR ``t - min(delays)``; -1 if none)."""
+    return np.searchsorted(story.word_tr, np.asarray(trs) - min(delays), side="right") - 1
+
+
+def default_trs(story: Story, delays, next_word: bool = False) -> np.ndarray:
+    """TRs with a context (and, for NWP, a next word after it), from ``min(delays)`` on."""
+    trs = np.arange(min(delays), story.n_trs)
+    end = context_end(story, trs, delays)
+    return trs[(end >= 0) & ((not next_word) | (end + 1 < len(story.word_tokens)))]
+
+
+@functools.cache
+def _log_cap(context_words: int, max_tokens: int) -> None:
+    log.info("attribution: %d-word contexts exceed the model's %d positions for some TRs; their oldest words are "
+             "dropped", context_words, max_tokens)
+
+
+def _item(story: Story, t: int, end: int, delays, context_words: int, max_tokens, next_word, swap: dict):
+    """One context: token ids, distance-from-end of each token's word (-1: none), pool rows, next-word labels."""
+    start = max(0, end - context_words + 1)
+    toks = [list(swap.get(w, story.word_tokens[w])) for w in range(start, end + 1)]
+    lens = np.array([len(x) for x in toks], dtype=np.int64)
+    if max_tokens is not None:  # room for the specials and the longest next word, so BA and NWP contexts match
+        room = max_tokens - len(story.prefix) - len(story.suffix) - max(map(len, story.word_tokens))
+        fit = max(1, int(np.searchsorted(np.cumsum(lens[::-1]), room, side="right")))  # newest words that fit
+        if fit < len(lens):
+            _log_cap(context_words, max_tokens)
+            start, toks, lens = end + 1 - fit, toks[-fit:], lens[-fit:]
+    offs = len(story.prefix) + np.concatenate([[0], np.cumsum(lens)])
+    ids = list(story.prefix) + [i for x in toks for i in x]
+    pos = [-1] * len(story.prefix) + np.repeat(end - np.arange(start, end + 1), lens).tolist()
+    pool, tr_ctx = np.zeros((len(delays), len(ids))), story.word_tr[start:end + 1]
+    for k, d in enumerate(delays):
+        sel = np.flatnonzero((tr_ctx == t - d) & (lens > 0))
+        for j in sel:
+            pool[k, offs[j]:offs[j + 1]] = 1.0 / (len(sel) * lens[j])
+    pred, labels = [], []
+    if next_word is not None and end + 1 < len(story.word_tokens):
+        labels = list(story.word_tokens[end + 1])
+        pred = [len(ids) + i - (next_word == "causal") for i in range(len(labels))]
+        ids += [story.mask_id] * len(labels) if next_word == "masked" else labels
+        pos += [-1] * len(labels)
+    return ids + list(story.suffix), pos + [-1] * len(story.suffix), pool, pred, labels, end - start + 1
+
+
+def build_batch(story: Story, trs, delays, context_words: int = 640, max_tokens=None, next_word=None,
+                overrides=None) -> dict:
+    """Right-padded contexts for ``trs``; ``next_word`` in {None, "causal", "masked"}; ``overrides[i]`` maps word
+    index -> replacement token ids in context i.
+
+    Returns a dict of tensors: input_ids, attention_mask, word_pos (B, N); pool (B, K, N) (token weights giving the
+    mean of word means per TR ``t - delays[k]``); present (B, K); trs, last_word, n_context (B,); pred_pos, labels,
+    label_w (B, M) (positions whose logits score the next word's tokens, their ids and weights 1/M_i).
+    """
+    trs = np.asarray(trs, dtype=np.int64)
+    items = [_item(story, int(t), int(e), delays, context_words, max_tokens, next_word, (overrides or {})[i]
+                   if overrides else {}) for i, (t, e) in enumerate(zip(trs, context_end(story, trs, delays)))]
+    n, m, b = max(len(it[0]) for it in items), max(1, max(len(it[3]) for it in items)), len(items)
+    out = {"input_ids": torch.full((b, n), story.pad_id), "attention_mask": torch.zeros(b, n, dtype=torch.long),
+           "word_pos": torch.full((b, n), -1), "pool": torch.zeros(b, len(delays), n),
+           "pred_pos": torch.zeros(b, m, dtype=torch.long), "labels": torch.zeros(b, m, dtype=torch.long),
+           "label_w": torch.zeros(b, m)}
+    for i, (ids, pos, pool, pred, labels, _) in enumerate(items):
+        out["input_ids"][i, :len(ids)], out["attention_mask"][i, :len(ids)] = torch.tensor(ids), 1
+        out["word_pos"][i, :len(pos)] = torch.tensor(pos)
+        out["pool"][i, :, :pool.shape[1]] = torch.as_tensor(pool)
+        if labels:
+            out["pred_pos"][i, :len(pred)], out["labels"][i, :len(labels)] = torch.tensor(pred), torch.tensor(labels)
+            out["label_w"][i, :len(labels)] = 1.0 / len(labels)
+    out["present"] = torch.as_tensor(trs[:, None] - np.asarray(delays)[None] >= 0)
+    out["trs"] = torch.as_tensor(trs)
+    out["last_word"] = torch.as_tensor(context_end(story, trs, delays))
+    out["n_context"] = torch.tensor([it[5] for it in items])
+    return out
+def layer_features(model, embeds, attention_mask, pool, layer: int, bf16: bool = False) -> torch.Tensor:
+    """Input embeddings (B, N, D) -> per-TR features (B, K, D): layer-ℓ token states pooled by ``pool`` (B, K, N)."""
+    with torch.autocast(embeds.device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model.base_model(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=True)
+    states = out.hidden_states[layer]  # (B, N, D)
+    return torch.einsum("bkn,bnd->bkd", pool.to(_wide(states.dtype)), states.to(_wide(states.dtype)))
+
+
+def next_word_loss(model, embeds, attention_mask, pred_pos, labels, label_w, bf16: bool = False) -> torch.Tensor:
+    """Mean cross-entropy (B,) of the next word's tokens ``labels`` (B, M) read at logits positions ``pred_pos``."""
+    with torch.autocast(embeds.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(inputs_embeds=embeds, attention_mask=attention_mask).logits  # (B, N, V)
+    picked = logits.gather(1, pred_pos[..., None].expand(-1, -1, logits.shape[-1]))  # (B, M, V)
+    picked = picked.to(_wide(picked.dtype))
+    nll = -torch.log_softmax(picked, -1).gather(2, labels[..., None])[..., 0]  # (B, M)
+    return (nll * label_w.to(nll.dtype)).sum(1)
+
+
+def _wide(dtype: torch.dtype) -> torch.dtype:
+    """float32 for bf16/fp16 activations (losses and pooling in full precision), float64 kept for checks."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def objective_function(model, objective, bf16: bool = False):
+    """``f(embeds, *batch[BATCH_KEYS]) -> (B,)``: the objective as a function of the input embeddings (for Captum)."""
+    def forward(embeds, attention_mask, pool, present, trs, pred_pos, labels, label_w):
+        if isinstance(objective, NextWordObjective):
+            return next_word_loss(model, embeds, attention_mask, pred_pos, labels, label_w, bf16)
+        return objective(layer_features(model, embeds, attention_mask, pool, objective.layer, bf16), present, trs)
+    return forward
+
+
+@dataclass
+class Attributions:
+    """Word attributions of one objective: row i is TR ``trs[i]``; column j the j-th most recent context word
+    (story index ``last_word[i] - j``); NaN beyond the context. ``delta`` is IG's completeness error (NaN for GxI)."""
+    trs: np.ndarray  # (n,)
+    last_word: np.ndarray  # (n,)
+    scores: np.ndarray  # (n, context_words), signed
+    objective: np.ndarray  # (n,) F(x)
+    delta: np.ndarray  # (n,)
+
+
+@contextlib.contextmanager
+def _frozen(model):
+    """Eval mode and no parameter gradients during attribution; both restored afterwards."""
+    flags, training = [p.requires_grad for p in model.parameters()], model.training
+    model.eval().requires_grad_(False)
+    try:
+        yield
+    finally:
+        model.train(training)
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
+
+
+def _setup(model, story: Story, objective, bf16: bool):
+    masked = isinstance(objective, NextWordObjective) and objective.masked
+    if masked and story.mask_id is None:
+        raise ValueError("NextWordObjective(masked=True): the story's tokenizer has no mask token; use a masked LM's "
+                         "tokenizer or masked=False for causal LMs.")
+    mode = None if not isinstance(objective, NextWordObjective) else ("masked" if masked else "causal")
+    cfg = model.config
+    max_tokens = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    device = next(model.parameters()).device
+    return mode, max_tokens, device, bool(bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
+def _attribute_batch(model, fwd, batch: dict, method: str, n_steps: int, width: int, device):
+    args = tuple(batch[k].to(device) for k in BATCH_KEYS)
+    embeds = model.get_input_embeddings()(batch["input_ids"].to(device)).detach().requires_grad_()  # (B, N, D)
+    if method == "gxi":
+        attr, delta = InputXGradient(fwd).attribute(embeds, additional_forward_args=args), None
+    else:
+        attr, delta = IntegratedGradients(fwd).attribute(
+            embeds, baselines=torch.zeros_like(embeds), additional_forward_args=args, n_steps=n_steps,
+            return_convergence_delta=True)
+    with torch.no_grad():
+        value = fwd(embeds, *args)
+    tok = attr.detach().sum(-1).float().cpu()  # (B, N)
+    pos = batch["word_pos"]
+    words = torch.zeros(len(tok), width).scatter_add_(1, pos.clamp(min=0), tok * (pos >= 0))  # (B, L)
+    words[torch.arange(width)[None] >= batch["n_context"][:, None]] = float("nan")
+    nan = torch.full((len(tok),), float("nan"))
+    return {"trs": batch["trs"].numpy(), "last_word": batch["last_word"].numpy(), "scores": words.numpy(),
+            "objective": value.float().cpu().numpy(), "delta": (nan if delta is None else delta.detach().float().cpu()).numpy()}
+
+
+def _open_checkpoint(path, meta: dict) -> list[dict]:
+    """Finished shards of ``path`` (created if absent); a run with other settings in the same folder is refused."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    meta_file = path / "attribution.json"
+    if meta_file.exists():
+        old = json.loads(meta_file.read_text())
+        if old != meta:
+            diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+            raise ValueError(f"checkpoint '{path}' holds attributions with other settings ({diff}: {old} vs {meta}); "
+                             f"use another checkpoint_dir or delete it.")
+    meta_file.write_text(json.dumps(meta))
+    return [dict(np.load(f)) for f in sorted(path.glob("shard_*.npz"))]
+
+
+def attribute(model, story: Story, objective, trs=None, method: str = "gxi", n_steps: int = 20,
+              context_words: int = 640, batch_size: int = 8, checkpoint_dir=None, bf16: bool = True) -> Attributions:
+    """Word attributions of ``objective`` (`BrainObjective` or `NextWordObjective`) for each TR of ``trs``.
+
+    ``method``: "gxi" (Captum ``InputXGradient``) or "ig" (``IntegratedGradients``, ``n_steps``, zero-embedding
+    baseline). ``checkpoint_dir``: each finished batch is written there as ``shard_<first TR>.npz``; TRs already
+    there are skipped on restart. ``bf16``: autocast the LM in bf16 on a GPU (head and loss stay float32).
+    """
+    if method not in ("gxi", "ig"):
+        raise ValueError(f"attribute: method={method!r} is not 'gxi' or 'ig'.")
+    mode, max_tokens, device, bf16 = _setup(model, story, objective, bf16)
+    trs = default_trs(story, objective.delays, mode is not None) if trs is None else np.asarray(trs, np.int64)
+    name = repr(objective) if mode else (f"BrainObjective({objective.kind}, layer {objective.layer}, "
+                                         f"{objective.responses.shape[1]} targets)")
+    meta = {"objective": name,
+            "method": method, "n_steps": n_steps, "context_words": context_words}
+    shards = [] if checkpoint_dir is None else _open_checkpoint(checkpoint_dir, meta)
+    done = set(np.concatenate([s["trs"] for s in shards]).tolist()) if shards else set()
+    todo = [t for t in trs.tolist() if t not in done]
+    fwd = objective_function(model, objective, bf16)
+    with _frozen(model):
+        for i in range(0, len(todo), batch_size):
+            batch = build_batch(story, todo[i:i + batch_size], objective.delays, context_words, max_tokens, mode)
+            shard = _attribute_batch(model, fwd, batch, method, n_steps, context_words, device)
+            shards.append(shard)
+            if checkpoint_dir is not None:  # written then renamed: a killed run leaves no half shard
+                tmp = Path(checkpoint_dir) / f"tmp_{todo[i]:06d}.npz"
+                np.savez(tmp, **shard)
+                tmp.replace(Path(checkpoint_dir) / f"shard_{todo[i]:06d}.npz")
+    merged = {k: np.concatenate([s[k] for s in shards]) if shards else np.zeros(0) for k in Attributions.__annotations__}
+    row = {t: i for i, t in enumerate(merged["trs"].tolist())}
+    take = np.array([row[t] for t in trs.tolist()], dtype=np.int64)
+    return Attributions(**{k: v[take] for k, v in merged.items()})
+
+
+def evaluate_objective(model, story: Story, objective, trs=None, overrides=None,
+                       context_words: int = 640, batch_size: int = 16, bf16: bool = True):
+    """Objective values (n,) for ``trs`` and, for BA, the head's predictions (n, n_targets) (else None).
+
+    ``overrides[i]``: {word index: replacement token ids} applied to context i (the masking check).
+    """
+    mode, max_tokens, device, bf16 = _setup(model, story, objective, bf16)
+    trs = default_trs(story, objective.delays, mode is not None) if trs is None else np.asarray(trs, np.int64)
+    values, preds = [], []
+    with _frozen(model), torch.no_grad():
+        for i in range(0, len(trs), batch_size):
+            part = None if overrides is None else overrides[i:i + batch_size]
+            b = build_batch(story, trs[i:i + batch_size], objective.delays, context_words, max_tokens, mode, part)
+            args = {k: b[k].to(device) for k in BATCH_KEYS}
+            embeds = model.get_input_embeddings()(b["input_ids"].to(device))
+            values.append(objective_function(model, objective, bf16)(embeds, *args.values()).cpu())
+            if mode is None:
+                feats = layer_features(model, embeds, args["attention_mask"], args["pool"], objective.layer, bf16)
+                preds.append(objective.head(feats, args["present"]).cpu())
+    return torch.cat(values).numpy(), (torch.cat(preds).numpy() if preds else None)
+
+
+def story_tr_features(model, story: Story, layer: int = -1, context_words: int = 640, batch_size: int = 16,
+                      bf16: bool = True) -> np.ndarray:
+    """Per-TR features (n_trs, D) for fitting the encoder: the mean state of the words of TR k, read from the context
+    ending at TR k's last word (the same context `attribute` uses for delay 1 at TR k + 1); TRs without words get 0."""
+    _, max_tokens, device, bf16 = _setup(model, story, None, bf16)
+    ks = np.unique(story.word_tr[(story.word_tr >= 0) & (story.word_tr < story.n_trs)])
+    out = np.zeros((story.n_trs, model.config.hidden_size), np.float32)
+    with _frozen(model), torch.no_grad():
+        for i in range(0, len(ks), batch_size):
+            b = build_batch(story, ks[i:i + batch_size], (0,), context_words, max_tokens)
+            embeds = model.get_input_embeddings()(b["input_ids"].to(device))
+            feats = layer_features(model, embeds, b["attention_mask"].to(device), b["pool"].to(device), layer, bf16)
+            out[ks[i:i + batch_size]] = feats[:, 0].cpu().numpy()
+    return out
