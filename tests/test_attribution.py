@@ -301,3 +301,15 @@ def test_masking_the_top_words_hurts_more_than_random_words(case, planted, bigra
     print(case, res)
     sign = -1 if case == "ba" else 1  # r falls, cross-entropy rises
     assert sign * (res["top"] - res["original"]) > 2 * sign * (res["random"] - res["original"]) > -0.05
+
+
+def test_next_word_loss_equals_cross_entropy_of_the_full_logits(bigram):
+    """The ``logits_to_keep`` shortcut gives HF's own next-token cross-entropy (oracle: full logits + torch CE)."""
+    trs = np.arange(20, 30)
+    values, _ = A.evaluate_objective(bigram["model"], bigram["story"], A.NextWordObjective(), trs, context_words=24)
+    b = A.build_batch(bigram["story"], trs, (1, 2, 3, 4), 24, 64, "causal")
+    with torch.no_grad():
+        logits = bigram["model"](input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    rows = torch.arange(len(trs))
+    ce = torch.nn.functional.cross_entropy(logits[rows, b["pred_pos"][:, 0]], b["labels"][:, 0], reduction="none")
+    np.testing.assert_allclose(values, ce.numpy(), rtol=1e-5)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import json
 import logging
 from dataclasses import dataclass
@@ -238,13 +239,25 @@ def layer_features(model, embeds, attention_mask, pool, layer: int, bf16: bool =
 
 
 def next_word_loss(model, embeds, attention_mask, pred_pos, labels, label_w, bf16: bool = False) -> torch.Tensor:
-    """Mean cross-entropy (B,) of the next word's tokens ``labels`` (B, M) read at logits positions ``pred_pos``."""
+    """Mean cross-entropy (B,) of the next word's tokens ``labels`` (B, M) read at logits positions ``pred_pos``.
+
+    Causal LMs that take ``logits_to_keep`` project only the positions in use onto the vocabulary (a handful per
+    context instead of all ~800: the LM head of a 50k-128k vocabulary would otherwise dominate the cost).
+    """
+    keep = torch.unique(pred_pos) if _keeps_logits(type(model)) else None  # (U,)
+    extra = {} if keep is None else {"logits_to_keep": keep}
     with torch.autocast(embeds.device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(inputs_embeds=embeds, attention_mask=attention_mask).logits  # (B, N, V)
-    picked = logits.gather(1, pred_pos[..., None].expand(-1, -1, logits.shape[-1]))  # (B, M, V)
+        logits = model(inputs_embeds=embeds, attention_mask=attention_mask, **extra).logits  # (B, U or N, V)
+    index = pred_pos if keep is None else torch.searchsorted(keep, pred_pos)  # (B, M)
+    picked = logits.gather(1, index[..., None].expand(-1, -1, logits.shape[-1]))  # (B, M, V)
     picked = picked.to(_wide(picked.dtype))
     nll = -torch.log_softmax(picked, -1).gather(2, labels[..., None])[..., 0]  # (B, M)
     return (nll * label_w.to(nll.dtype)).sum(1)
+
+
+@functools.cache
+def _keeps_logits(model_class) -> bool:
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
 def _wide(dtype: torch.dtype) -> torch.dtype:
@@ -303,9 +316,9 @@ def _attribute_batch(model, fwd, batch: dict, method: str, n_steps: int, width: 
     if method == "gxi":
         attr, delta = InputXGradient(fwd).attribute(embeds, additional_forward_args=args), None
     else:
-        attr, delta = IntegratedGradients(fwd).attribute(
+        attr, delta = IntegratedGradients(fwd).attribute(  # n_steps forwards of B contexts each: GxI's memory
             embeds, baselines=torch.zeros_like(embeds), additional_forward_args=args, n_steps=n_steps,
-            return_convergence_delta=True)
+            internal_batch_size=len(embeds), return_convergence_delta=True)
     with torch.no_grad():
         value = fwd(embeds, *args)
     tok = attr.detach().sum(-1).float().cpu()  # (B, N)
