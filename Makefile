@@ -18,9 +18,10 @@ env: $(VENV)/.installed
 
 demo: env
 	$(PY) train.py -c configs/demo.yaml
-	$(PY) -m braintune.report runs/demo/summary.json
+	$(PY) -m braintune.report runs/demo
 
 test: env
+	$(PY) -m ruff check braintune tests benchmarks train.py evaluate.py
 	$(PY) -m pytest -q tests
 
 clean:

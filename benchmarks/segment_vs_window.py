@@ -115,7 +115,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. backbone.config.hidden_size=256 (a wider model)")
     args = parser.parse_args()
     k = args.segment_trs
-    cfg = load_config("configs/demo.yaml", REFERENCE + [f"data.segment_trs={k}", f"data.context_s={args.context_s}", f"data.batch_size={max(args.targets_per_step // k, 1)}"] + args.overrides)
+    sizes = [f"data.segment_trs={k}", f"data.context_s={args.context_s}", f"data.batch_size={max(args.targets_per_step // k, 1)}"]
+    cfg = load_config("configs/demo.yaml", REFERENCE + sizes + args.overrides)
     p = cfg.pooling
     dm = build_datamodule(cfg, TRPooling(p.window_s, p.lag_s, p.n_windows, p.combine).span)
     windows = lambda runs, shuffle: DataLoader(  # noqa: E731
@@ -139,7 +140,8 @@ def main() -> None:
         rows.append((name, np.mean(seconds), audio_s / cfg.data.sample_rate, *heldout_r(module, seg_val, win_val),
                      encoding["mean_r"]))
     print(f"demo stories: {len(dm.splits.train_runs)} train runs, validation {dm.splits.val_runs}, participants "
-          f"{dm.splits.participants}; {args.epochs} epochs, {args.targets_per_step} TR targets per step, K = {k}, context {args.context_s} s")
+          f"{dm.splits.participants}; {args.epochs} epochs, {args.targets_per_step} TR targets per step, K = {k}, "
+          f"context {args.context_s} s")
     print(f"{'approach':<26}{'CPU s/epoch':>14}{'audio s/epoch':>15}{'val r (seg inf.)':>18}{'val r (win inf.)':>18}"
           f"{'test alignment r':>18}")
     for name, sec, audio, r_seg, r_win, r_enc in rows:

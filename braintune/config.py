@@ -1,13 +1,15 @@
 """Typed experiment config: YAML file + dotted ``key=value`` overrides -> validated ``Config``.
 
 Only builders, the LightningModule and the entry points read this; components take flat arguments.
-Unknown keys and badly typed values are all reported at once, before any model is built.
+Unknown keys and badly typed values are all reported at once, before any model is built. Each dataset format
+owns its section under ``data`` (``data.lebel``, ``data.bids``, ...: the format's options dataclass); formats
+registered by other packages get their section too (``schema()``).
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,26 +17,20 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .data.formats.bids import BidsOptions
+from .data.formats.lebel import LebelOptions
+from .data.formats.synthetic import SyntheticSpec
+from .data.formats.synthetic_friends import FriendsSpec
+from .errors import ConfigError
 
-class ConfigError(ValueError):
-    """A user's config is wrong; the message lists every problem and what is allowed."""
-
-
-@dataclass
-class SyntheticConfig:
-    """Size of the embedded synthetic story dataset (written in the LeBel layout on first use)."""
-
-    participants: int = 4
-    stories: int = 6
-    story_seconds: float = 150.0
-    targets: list[int] = field(default_factory=lambda: [40, 48, 56, 36])
-    noise: float = 1.0
-    seed: int = 0
+# keys that moved into a format's own section: old dotted key -> new one
+MOVED = {"data.response_dir": "data.lebel.response_dir", "data.task": "data.bids.task", "data.mask": "data.bids.mask",
+         "data.atlas": "data.bids.atlas"}
 
 
 @dataclass
 class DataConfig:
-    format: str = "synthetic"  # lebel | algonauts | bids | manifest | synthetic | synthetic_friends
+    format: str = "synthetic"  # a key of braintune.data.formats.FORMATS (python -m braintune inspect --help lists them)
     root: str = "data/demo_stories"
     participants: Optional[list[str]] = None  # None: every participant found under root
     heldout_participants: list[str] = field(default_factory=list)
@@ -47,11 +43,8 @@ class DataConfig:
     batch_size: int = 4  # segments per optimizer step and device
     num_workers: int = 0
     shuffle: bool = True  # shuffle training segments each epoch (off: a fixed order, e.g. to compare DDP with one process)
-    # Format options and target selection (see braintune/data/formats/*, braintune/data/targets.py)
-    response_dir: Optional[str] = None  # lebel: folder of {participant}/{story}.hf5 under root (None: derivative/preprocessed_data; e.g. common-space targets)
-    task: Optional[str] = None  # bids: keep only files of this BIDS task (task-<name>); None: every task
-    mask: Optional[str] = None  # bids volumes: brain-mask NIfTI (nonzero = keep); targets are the masked voxels
-    atlas: Optional[str] = None  # bids volumes: parcellation NIfTI (integer ids); targets are parcel means
+    trim_trs: Optional[int] = None  # TRs dropped at each run edge before anything uses them; None: the format's default
+    # Target selection (see braintune/data/targets.py)
     labels: Optional[str] = None  # TSV/text of "id<TAB>name" per parcel/target; None: the layout's own (algonauts atlas/*.tsv)
     regions: Optional[list[Any]] = None  # keep only targets whose label name contains one of these, or whose id is listed (e.g. [STS])
     ceiling_threshold: Optional[float] = None  # keep only targets whose repeat-based noise ceiling exceeds this (needs repeats)
@@ -60,7 +53,11 @@ class DataConfig:
     video_fps: float = 8.0  # frames per second sampled inside each segment's span (decord; frames cached)
     frame_size: int = 224  # frames are resized to frame_size x frame_size (the video encoder's image_size)
     context_words: int = 64  # words before a segment's span given to a text backbone as context
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # also sizes format synthetic_friends
+    # Each format's own section (braintune/data/formats/<format>.py)
+    lebel: LebelOptions = field(default_factory=LebelOptions)
+    bids: BidsOptions = field(default_factory=BidsOptions)
+    synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
+    synthetic_friends: FriendsSpec = field(default_factory=FriendsSpec)
 
 
 @dataclass
@@ -78,7 +75,7 @@ class LoraConfig:
     rank: int = 8
     alpha: int = 32
     dropout: float = 0.1
-    target_modules: Optional[list[str]] = None  # None: the arch's attention projections (backbones.LORA_TARGETS)
+    target_modules: Optional[list[str]] = None  # None: the backbone's own attention projections (its lora_targets)
 
 
 @dataclass
@@ -238,7 +235,6 @@ class Config:
 
 
 CHOICES = {
-    "data.format": ("lebel", "algonauts", "bids", "manifest", "synthetic", "synthetic_friends"),
     "pooling.combine": ("concat", "mean"),
     "backbone.finetune": ("full", "lora", "frozen"),
     "head.kind": ("per_participant", "shared", "low_rank"),
@@ -254,29 +250,51 @@ CHOICES = {
 }
 
 
-def _unknown_keys(schema: type, given: Any, prefix: str = "") -> list[str]:
-    """Dotted names in `given` that the dataclass `schema` does not define."""
+def schema() -> type[Config]:
+    """``Config``, extended with a ``data.<name>`` section for every format registered by another package."""
+    from .data.formats import FORMATS
+
+    builtin = {f.name for f in dataclasses.fields(DataConfig)}
+    extra = [(name, fmt.options) for name, fmt in FORMATS.items() if fmt.options is not None and name not in builtin]
+    if not extra:
+        return Config
+    data = make_dataclass("DataConfig", [(n, t, field(default_factory=t)) for n, t in extra], bases=(DataConfig,))
+    return make_dataclass("Config", [("data", data, field(default_factory=data))], bases=(Config,))
+
+
+def _unknown_keys(schema_cls: type, given: Any, prefix: str = "") -> list[str]:
+    """Dotted names in `given` that the dataclass `schema_cls` does not define (moved keys name their new place)."""
     if not isinstance(given, dict):
         return []
-    fields = {f.name: f for f in dataclasses.fields(schema)}
+    fields = {f.name: f for f in dataclasses.fields(schema_cls)}
     problems = []
     for key, value in given.items():
         name = f"{prefix}{key}"
-        if key not in fields:
+        if name in MOVED:
+            problems.append(f"'{name}' moved to '{MOVED[name]}' (each dataset format owns its options); rename the key")
+        elif key not in fields:
             allowed = ", ".join(sorted(fields))
             problems.append(f"unknown key '{name}' (allowed under '{prefix.rstrip('.') or 'top level'}': {allowed})")
-            continue
-        sub_type = typing.get_type_hints(schema)[key]
-        if dataclasses.is_dataclass(sub_type):
-            problems += _unknown_keys(sub_type, value, prefix=f"{name}.")
+        elif dataclasses.is_dataclass(sub := typing.get_type_hints(schema_cls)[key]):
+            problems += _unknown_keys(sub, value, prefix=f"{name}.")
     return problems
+
+
+def _yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"{where} is not valid YAML{at}: {getattr(err, 'problem', None) or err}; "
+                          "check brackets and quotes, e.g. data.participants=[UTS01,UTS02]") from err
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise ConfigError(f"override '{item}' is not of the form key=value (e.g. trainer.max_epochs=3)")
     key, raw = item.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw != "" else None
+    return key.strip(), _yaml(raw, f"override '{item}'") if raw != "" else None
 
 
 def _nest(dotted: dict[str, Any]) -> dict[str, Any]:
@@ -291,8 +309,12 @@ def _nest(dotted: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_choices(cfg: Config) -> list[str]:
+    from .backbones import BACKBONES
+    from .data.formats import FORMATS
+
     problems = []
-    for dotted, allowed in CHOICES.items():
+    choices = {**CHOICES, "data.format": tuple(FORMATS), "backbone.arch": tuple(BACKBONES)}
+    for dotted, allowed in choices.items():
         value = OmegaConf.select(OmegaConf.structured(cfg), dotted)
         if value not in allowed:
             problems.append(f"'{dotted}' is '{value}'; allowed: {', '.join(allowed)}")
@@ -307,26 +329,14 @@ def _check_choices(cfg: Config) -> list[str]:
     return problems
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read `path` (YAML), apply dotted `overrides`, validate, and return a typed ``Config``.
-
-    Raises ``ConfigError`` listing every unknown key, bad value and bad choice at once.
-    """
-    given: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file '{path}' does not exist; the shipped configs are in configs/")
-        given = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(given, dict):
-            raise ConfigError(f"config file '{path}' must hold a mapping of keys, not {type(given).__name__}")
-    dotted = dict(_parse_override(o) for o in overrides or [])
-    problems = _unknown_keys(Config, given) + _unknown_keys(Config, _nest(dotted))
+def _merge(given: dict, dotted: dict, source: str) -> Config:
+    """Validated ``Config`` from a YAML mapping and dotted overrides; every problem listed at once."""
+    cls = schema()
+    problems = _unknown_keys(cls, given) + _unknown_keys(cls, _nest(dotted))
     if problems:
         raise ConfigError("config problems:\n  - " + "\n  - ".join(problems))
-
-    base = OmegaConf.structured(Config)
-    for source_name, layer in [(str(path), given)] + [(f"override {k}", _nest({k: v})) for k, v in dotted.items()]:
+    base = OmegaConf.structured(cls)
+    for source_name, layer in [(source, given)] + [(f"override {k}", _nest({k: v})) for k, v in dotted.items()]:
         try:
             base = OmegaConf.merge(base, layer)
         except OmegaConfBaseException as err:
@@ -338,6 +348,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if problems:
         raise ConfigError("config problems:\n  - " + "\n  - ".join(problems))
     return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read `path` (YAML), apply dotted `overrides`, validate, and return a typed ``Config``.
+
+    Raises ``ConfigError`` listing every unknown key, bad value and bad choice at once.
+    """
+    given: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist; the shipped configs are in configs/")
+        given = _yaml(path.read_text(), f"config file '{path}'") or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"config file '{path}' must hold a mapping of keys, not {type(given).__name__}")
+    dotted = dict(_parse_override(o) for o in overrides or [])
+    return _merge(given, dotted, str(path))
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
@@ -354,7 +381,4 @@ def save_config(cfg: Config, path: str | Path) -> Path:
 
 def from_dict(values: dict[str, Any]) -> Config:
     """A ``Config`` from a plain dict (e.g. one saved in a checkpoint), validated like a YAML file."""
-    problems = _unknown_keys(Config, values)
-    if problems:
-        raise ConfigError("config problems:\n  - " + "\n  - ".join(problems))
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), values))  # type: ignore[return-value]
+    return _merge(values, {}, "saved config")

@@ -21,6 +21,7 @@ class ParticipantHeads(nn.Module):
     def __init__(self, in_features: int, n_targets: dict[str, int], kind: str = "per_participant", rank: int = 256, dropout: float = 0.0):
         super().__init__()
         self.kind, self.in_features, self.rank = kind, in_features, rank
+        self.n_targets: dict[str, int] = {}
         self.dropout = nn.Dropout(dropout)
         if kind == "shared" and len(set(n_targets.values())) > 1:
             raise ValueError(
@@ -40,6 +41,7 @@ class ParticipantHeads(nn.Module):
 
     def add_participant(self, participant: str, n_targets: int) -> nn.Module:
         """Create (and return) the head of a new participant."""
+        self.n_targets[participant] = n_targets
         if self.kind == "shared":
             self.maps[participant] = nn.Identity()
         else:

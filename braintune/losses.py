@@ -1,7 +1,7 @@
 """Predictions and targets (N, n_targets) -> scalar training loss: MSE, per-target Pearson over time, or a mix."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -7,8 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from braintune.commands.train import train
 from braintune.config import load_config
-from braintune.training.recipe import train
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_DROPOUT = ["backbone.config.hidden_dropout=0.0", "backbone.config.attention_dropout=0.0", "backbone.config.activation_dropout=0.0",
@@ -17,7 +17,7 @@ NO_DROPOUT = ["backbone.config.hidden_dropout=0.0", "backbone.config.attention_d
 
 def main(data_root: str, out_dir: str, devices: int, batch_size: int) -> None:
     cfg = load_config(ROOT / "configs" / "demo.yaml", NO_DROPOUT + [
-        "data.synthetic.participants=2", "data.synthetic.stories=3", "data.synthetic.story_seconds=40",
+        "data.synthetic.participants=2", "data.synthetic.stories=3", "data.synthetic.story_seconds=50",
         "data.synthetic.targets=[12,16]", "data.heldout_participants=[]", f"data.root={data_root}", f"out_dir={out_dir}",
         "data.segment_trs=5", "data.context_s=1.0", "data.shuffle=false", f"data.batch_size={batch_size}",
         "trainer.max_epochs=1", "trainer.limit_train_batches=3", f"trainer.devices={devices}", "trainer.accelerator=cpu",

@@ -14,6 +14,7 @@ import soundfile as sf
 import torch
 
 from braintune.config import load_config
+from braintune.data.modalities import StimulusSpec
 from braintune.data.study import Run
 from braintune.data.timing import RunTiming
 
@@ -35,8 +36,8 @@ def root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def compared(root, tmp_path_factory):
-    from braintune.evaluation.command import compare
-    from braintune.training.recipe import train
+    from braintune.commands.alignment import compare
+    from braintune.commands.train import train
 
     tmp = tmp_path_factory.mktemp("compare")
     trained = train(config(root, tmp / "train", "trainer.max_epochs=1"))
@@ -64,7 +65,7 @@ def test_compare_writes_differences_tests_and_plots(compared):
         assert tests["across_participants"][layer]["paired_t"]["n"] == 4
         for t in tests["across_targets"][layer].values():
             assert t["p_fdr"] >= t["pvalue"]
-    for p, head in diff["headline"]["participants"].items():
+    for head in diff["headline"]["participants"].values():
         lo, hi = head["ci"]
         assert lo <= head["mean_diff"] <= hi
     for png in ("alignment_by_layer.png", "data_efficiency.png"):
@@ -89,7 +90,7 @@ def test_efficiency_curves_are_nested_and_matched(compared):
 
 @pytest.fixture(scope="module")
 def aligned(root, tmp_path_factory):
-    from braintune.evaluation.command import alignment
+    from braintune.commands.alignment import alignment
 
     tmp = tmp_path_factory.mktemp("align")
     cfg = config(root, tmp / "first", f"alignment.cache_dir={tmp / 'cache'}")
@@ -97,7 +98,8 @@ def aligned(root, tmp_path_factory):
 
 
 def test_second_evaluation_reuses_cached_features(aligned, root, monkeypatch):
-    from braintune.evaluation import command, features
+    from braintune.commands import alignment as command
+    from braintune.evaluation import features
 
     tmp, _, first = aligned
     assert first["feature_cache"]["misses"] == 4 and first["feature_cache"]["hits"] == 0
@@ -105,7 +107,7 @@ def test_second_evaluation_reuses_cached_features(aligned, root, monkeypatch):
     def no_backbone(*args, **kwargs):
         raise AssertionError("the backbone ran although every run's features were cached")
 
-    monkeypatch.setattr(features, "run_features", no_backbone)
+    monkeypatch.setitem(features.EXTRACTORS, "segment", no_backbone)
     second = command.alignment(config(root, tmp / "second", f"alignment.cache_dir={tmp / 'cache'}"))
     assert second["feature_cache"] == {**first["feature_cache"], "hits": 4, "misses": 0}
     assert second["mean_r"] == first["mean_r"]
@@ -129,28 +131,31 @@ def test_normalized_alignment_is_r_over_ceiling_on_kept_targets(aligned):
 
 class RampStub(torch.nn.Module):
     """Frames every 320 samples; hidden state l of a frame = (l + 1) x the frame's last sample."""
-    frame_rate, num_layers = 50.0, 2
+    frame_rate, num_layers, modalities = 50.0, 2, ("audio",)
 
-    def __init__(self):
+    def __init__(self, sample_rate: int):
         super().__init__()
         self.lengths = []
+        self.spec = StimulusSpec(self.modalities, sample_rate)
 
-    def forward(self, audio, layers=None):
+    def forward(self, inputs, layers=None):
+        audio = inputs["audio"]
         self.lengths += [audio.shape[1]] * audio.shape[0]
         frames = audio[:, 319::320]  # (B, T)
         return torch.stack([frames * (l + 1) for l in layers], 1)[..., None]  # (B, L, T, 1)
 
 
 def test_sliding_extraction_lanczos_resamples_last_frames(tmp_path):
-    from braintune.evaluation.features import sliding_run_features
+    from braintune.evaluation.features import Extraction, sliding_features
     from braintune.evaluation.resample import lanczos_resample
 
     sr, duration = 16000, 30.0
     t = np.arange(int(duration * sr)) / sr
     sf.write(tmp_path / "ramp.wav", (t / 100).astype(np.float32), sr, subtype="FLOAT")  # sample value = its time / 100
     run = Run("ramp", tmp_path / "ramp.wav", RunTiming(tr=2.0, n_trs=15), duration_s=duration)
-    stub = RampStub()
-    feats = sliding_run_features(stub, run, [0, 1], context_s=3.2, stride_s=0.5, sample_rate=sr, batch=7)
+    stub = RampStub(sr)
+    ex = Extraction("sliding", sliding_context_s=3.2, sliding_stride_s=0.5, batch=7)
+    feats = sliding_features(stub, run, [0, 1], ex)
     assert feats.shape == (2, 15, 1)
     ends = np.arange(1, 61) * 0.5  # snippet end times 0.5 .. 30 s
     assert stub.lengths == [int(3.2 * sr)] * len(ends)  # every snippet carries the full causal context
@@ -215,11 +220,11 @@ def write_bids_volumes(root: Path, participants=("sub-01", "sub-02"), tasks=("a"
 def test_bids_volume_alignment_writes_r_maps(tmp_path):
     import nibabel as nib
 
+    from braintune.commands.alignment import alignment
     from braintune.data.formats import open_study
-    from braintune.evaluation.command import alignment
 
     mask = write_bids_volumes(tmp_path / "bids")
-    base = [f"data.root={tmp_path / 'bids'}", "data.format=bids", f"data.mask={tmp_path / 'bids' / 'mask.nii.gz'}",
+    base = [f"data.root={tmp_path / 'bids'}", "data.format=bids", f"data.bids.mask={tmp_path / 'bids' / 'mask.nii.gz'}",
             "data.heldout_participants=[]", "alignment.cache_dir=null", "alignment.layers=[1]", "alignment.delays=[1,2]"]
     runs = sorted(open_study(load_config(ROOT / "configs" / "demo.yaml", base).data).runs)
     cfg = load_config(ROOT / "configs" / "demo.yaml", base + [f"data.test_runs=[{runs[-1]}]", f"out_dir={tmp_path / 'out'}"])

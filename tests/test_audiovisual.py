@@ -74,25 +74,24 @@ def test_lora_per_encoder_and_frame_size_check(av_cfg):
 
 
 def _alignment(cfg):
-    from braintune.data.datamodule import make_splits
-    from braintune.data.formats import open_study
+    from braintune.commands.common import alignment_settings, open_splits
     from braintune.evaluation.alignment import measure_alignment
 
     torch.manual_seed(0)
-    study = open_study(cfg.data)
-    splits = make_splits(study, cfg.data)
-    backbone = build_backbone(cfg.backbone).eval()
+    study, splits = open_splits(cfg)
+    backbone = build_backbone(cfg.backbone, cfg.data).eval()
     layer = backbone.num_layers - 1
-    summary, arrays = measure_alignment(backbone, study, splits.participants, splits.test_runs, cfg, layer)
-    return summary, {p: arrays[f"{p}/layer{layer}"] for p in splits.participants}
+    result = measure_alignment(backbone, layer, study, splits.participants, splits.test_runs, alignment_settings(cfg))
+    return result.summary(), {p: res.r[layer] for p, res in result.participants.items()}
 
 
 def test_untuned_encoders_barely_expose_the_planted_video_signal(tmp_path):
     # The planted video feature (red-flicker contrast, random phase, constant brightness) is not linear in the
     # pixels, so random encoders + ridge barely predict the Vis targets (measured -0.04; audio-only 0.01):
     # what the video branch contributes is learned by tuning (test below, and the demo: Vis 0.41 -> 0.60).
-    common = [f"data.root={tmp_path / 'friends'}", f"out_dir={tmp_path}", "alignment.layers=[]", "data.synthetic.story_seconds=90.0",
-              "data.synthetic.stories=3", "alignment.regions=[Vis, STS]"]
+    common = [f"data.root={tmp_path / 'friends'}", f"out_dir={tmp_path}", "alignment.layers=[]",
+              "data.synthetic_friends.episode_seconds=90.0",
+              "data.synthetic_friends.episodes=3", "alignment.regions=[Vis, STS]"]
     summary_av, r_av = _alignment(load_config(AV, common))
     truth = json.loads((tmp_path / "friends" / "ground_truth.json").read_text())
     for p, r in r_av.items():  # the per-region summary agrees with the planted roles (Vis = video-driven targets)
@@ -105,12 +104,12 @@ def test_untuned_encoders_barely_expose_the_planted_video_signal(tmp_path):
 def test_demo_config_tunes_end_to_end_and_raises_heldout_alignment(tmp_path):
     # random encoders barely expose red-flicker contrast or 660 Hz loudness (measured before ~0.08-0.14);
     # tuning learns them: small variant +0.10 to +0.17 over 3 data seeds, the full demo +0.31
-    from braintune.training.recipe import train
+    from braintune.commands.train import downstream_callbacks, train
 
     cfg = load_config(AV, [f"out_dir={tmp_path / 'run'}", f"data.root={tmp_path / 'friends'}", "trainer.max_epochs=6",
-                           "data.synthetic.stories=3", "data.synthetic.story_seconds=45.0", "alignment.layers=[1]",
+                           "data.synthetic_friends.episodes=3", "data.synthetic_friends.episode_seconds=45.0", "alignment.layers=[1]",
                            f"downstream.root={tmp_path / 'mustard'}", "downstream.every_n_epochs=3"])
-    train(cfg)
+    train(cfg, downstream_callbacks(cfg))
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     metrics = (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
     assert "downstream/mustard/accuracy" in metrics  # the demo's sarcasm callback ran during tuning
@@ -149,8 +148,8 @@ def test_video_driven_targets_need_the_video_branch(tmp_path):
     from braintune.data.formats.synthetic_friends import FPS, SAMPLE_RATE, SIZE, haemodynamic
     from braintune.data.stimuli import load_audio
 
-    common = [f"data.root={tmp_path / 'friends'}", f"out_dir={tmp_path}", "alignment.layers=[]", "data.synthetic.stories=3",
-              "data.synthetic.story_seconds=60.0", "alignment.regions=[Vis]", "alignment.cache_dir=null"]
+    common = [f"data.root={tmp_path / 'friends'}", f"out_dir={tmp_path}", "alignment.layers=[]", "data.synthetic_friends.episodes=3",
+              "data.synthetic_friends.episode_seconds=60.0", "alignment.regions=[Vis]", "alignment.cache_dir=null"]
     cfg_av = load_config(AV, common)
     study = open_study(cfg_av.data)
     truth = json.loads((tmp_path / "friends" / "ground_truth.json").read_text())

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from braintune.evaluation.ceiling import (cross_participant_ceiling, explainable_variance,
-                                          noise_ceiling, normalized_r, select_by_ceiling)
+from braintune.evaluation.ceiling import cross_participant_ceiling, explainable_variance, noise_ceiling, normalized_r, select_by_ceiling
 from braintune.evaluation.metrics import correlation
 
 

@@ -1,6 +1,7 @@
 """LeBel-layout files (written here, or by ``synthetic``) -> Study / Responses / segments, and clear errors for bad input."""
 from __future__ import annotations
 
+import json
 import logging
 from types import SimpleNamespace
 
@@ -14,17 +15,19 @@ from braintune.config import ConfigError, load_config
 from braintune.data.datamodule import make_splits
 from braintune.data.dataset import SegmentDataset
 from braintune.data.formats import lebel, synthetic
+from braintune.data.modalities import StimulusSpec
 from braintune.data.responses import prepare_responses
 from braintune.data.stimuli import StimulusError, load_audio
 from braintune.data.study import DataError
 from braintune.pooling import TRPooling
 
 SR = 16000
-SECONDS = 60.0  # 60 s of audio -> lebel.expected_trs = 25 rows (see test_timing)
+SECONDS = 60.0  # 60 s of audio; tests below use 25 rows (row j at 11 + 2j s: the last at 59 s)
 
 
-def write_lebel(root, audio: dict, responses: dict, sr: int = SR):
-    """audio {story: (samples,) or (samples, channels)}; responses {participant: {story: (TRs, targets)}}."""
+def write_lebel(root, audio: dict, responses: dict, sr: int = SR, respdict: dict | None = None):
+    """audio {story: (samples,) or (samples, channels)}; responses {participant: {story: (TRs, targets)}};
+    respdict {story: scan volumes}, written as derivative/respdict.json when given."""
     (root / "stimuli").mkdir(parents=True, exist_ok=True)
     for story, wave in audio.items():
         sf.write(root / "stimuli" / f"{story}.wav", wave, sr, subtype="FLOAT")
@@ -34,6 +37,8 @@ def write_lebel(root, audio: dict, responses: dict, sr: int = SR):
         for story, y in runs.items():
             with h5py.File(d / f"{story}.hf5", "w") as f:
                 f["data"] = np.asarray(y, np.float32)
+    if respdict is not None:
+        (root / "derivative" / "respdict.json").write_text(json.dumps(respdict))
     return root
 
 
@@ -48,11 +53,13 @@ def test_synthetic_dataset_reads_back(tmp_path):
     assert sorted(study.runs) == ["story01", "story02", "wheretheressmoke"]
     assert study.default_test_runs == ["wheretheressmoke"]
     run = study.runs["story01"]
-    assert run.timing.n_trs == lebel.expected_trs(SECONDS) == 25
-    assert run.timing.first_tr_s == pytest.approx(lebel.first_tr_s())
-    assert study.sources[("UTS02", "story01")].shape() == (25, 7)
+    # 60 s of audio: 40 scan volumes (respdict), the hf5 lacking the first and last 10 -> 20 rows, row 0 at 11 s
+    assert json.loads((tmp_path / "syn" / "derivative" / "respdict.json").read_text())["story01"] == 40
+    assert run.timing.n_trs == 20 and run.timing.first_tr_s == 11.0 and run.timing.tr == 2.0
+    assert study.problems == []
+    assert study.sources[("UTS02", "story01")].shape() == (20, 7)
     reps = study.sources[("UTS01", "wheretheressmoke")].read_repeats()
-    assert reps.shape == (synthetic.N_REPEATS, 25, 5)
+    assert reps.shape == (synthetic.N_REPEATS, 20, 5)
     assert study.sources[("UTS01", "story01")].read_repeats() is None
     resp = prepare_responses(study, ["UTS01", "UTS02"], ["story01", "story02"])
     assert resp.n_targets == {"UTS01": 5, "UTS02": 7}
@@ -61,10 +68,28 @@ def test_synthetic_dataset_reads_back(tmp_path):
     np.testing.assert_allclose(y.std(0), 1, atol=1e-4)
 
 
+def test_official_arithmetic_is_accepted_with_rows_at_2j_plus_11(tmp_path):
+    # ds003020 as its own code reads it: respdict = scan volumes, hf5 rows = respdict - 20, row j at 2j + 11 s of audio.
+    # A story whose rows are 5 fewer than the audio length suggests (the old reader refused "53 TRs ... implies 58")
+    # is accepted; the difference is reported, with both numbers.
+    rng = np.random.default_rng(0)
+    audio = {"a": np.zeros(int(136.0 * SR), np.float32), "b": np.zeros(int(60.0 * SR), np.float32)}
+    respdict = {"a": 73, "b": 40}  # a: 53 rows for 136 s (the audio-length guess is 58); b: 20 rows
+    write_lebel(tmp_path, audio, {"UTS01": {"a": _noise(rng, 53), "b": _noise(rng, 20)}}, respdict=respdict)
+    study = lebel.open_study(tmp_path)
+    np.testing.assert_array_equal(study.runs["a"].timing.times(), 11.0 + 2.0 * np.arange(53))
+    np.testing.assert_array_equal(study.runs["b"].timing.times(), 11.0 + 2.0 * np.arange(20))
+    assert [p for p in study.problems if "'a'" in p and "53 rows" in p and "implies 58" in p]
+    assert not [p for p in study.problems if "respdict" in p]  # 73 - 20 = 53, 40 - 20 = 20: consistent
+    (tmp_path / "derivative" / "respdict.json").write_text(json.dumps({"a": 75, "b": 40}))
+    study = lebel.open_study(tmp_path)
+    assert [p for p in study.problems if "respdict" in p and "55" in p and "53" in p]
+
+
 def test_planted_click_lands_in_expected_row(tmp_path):
-    # Click at audio second 20.5. Row j sits at t_j = (j + 10) * 2.0045 - 10 = 10.045 + 2.0045 j and pools [t_j - 2, t_j]:
-    # 20.5 in [t_j - 2, t_j] <=> j in [5.216, 6.214] -> j = 6 (t_6 = 22.072, window [20.072, 22.072]).
-    click_s, expected_row = 20.5, 6
+    # Click at audio second 20.5. Row j sits at t_j = 11 + 2j and pools [t_j - 2, t_j]:
+    # 20.5 in [t_j - 2, t_j] <=> j in [4.75, 5.75] -> j = 5 (t_5 = 21, window [19, 21]).
+    click_s, expected_row = 20.5, 5
     wave = np.zeros(int(SECONDS * SR), np.float32)
     i = int(click_s * SR)
     wave[i : i + 80] = 1.0
@@ -73,24 +98,28 @@ def test_planted_click_lands_in_expected_row(tmp_path):
     study = lebel.open_study(tmp_path)
     pool = TRPooling(window_s=2.0, lag_s=0.0, n_windows=1, combine="mean")
     ds = SegmentDataset(study.runs, {("UTS01", "s1"): _noise(rng)}, ["UTS01"], segment_trs=25, span=pool.span,
-                        context_s=1.0, sample_rate=SR)
+                        context_s=1.0, spec=StimulusSpec(("audio",), SR))
     item = ds[0]
     assert item["start"] == 0 and len(item["tr_times"]) == 25
     # Treat audio samples as "frames" at 16 kHz: pooling |audio| per TR must peak at the expected row.
     audio = np.abs(item["audio"])
-    w = pool.weights(item["tr_times"][None], np.array([item["audio_start_s"]]), SR, len(audio))  # (1, K, 1, S)
+    w = pool.weights(item["tr_times"][None], np.array([item["start_s"]]), SR, len(audio))  # (1, K, 1, S)
     energy = (w[0, :, 0] * audio).sum(-1).numpy()
     assert int(np.argmax(energy)) == expected_row
     assert np.count_nonzero(energy > 1e-3) == 1  # and nowhere else
 
 
-def test_tr_count_mismatch_names_files(tmp_path):
+def test_gross_row_count_mismatch_names_files(tmp_path):
+    # 35 rows reach 11 + 2 * 34 = 79 s of a 60 s story (more than 10 s past its end); 12 rows cover under half of it
     rng = np.random.default_rng(0)
     write_lebel(tmp_path, {"s1": np.zeros(int(SECONDS * SR), np.float32)}, {"UTS01": {"s1": _noise(rng, n_trs=35)}})
     with pytest.raises(DataError) as err:
         lebel.open_study(tmp_path)
     msg = str(err.value)
-    assert "s1.wav" in msg and "s1.hf5" in msg and "35 TRs" in msg and "implies 25" in msg
+    assert "s1.wav" in msg and "s1.hf5" in msg and "35 rows" in msg and "79.0 s" in msg and "60.0 s" in msg
+    write_lebel(tmp_path, {}, {"UTS01": {"s1": _noise(rng, n_trs=12)}})
+    with pytest.raises(DataError, match="12 rows.*under half"):
+        lebel.open_study(tmp_path)
 
 
 def test_participants_disagree_on_tr_count(tmp_path):
@@ -235,7 +264,7 @@ def test_common_space_targets_are_read_from_response_dir(tmp_path):
         for s in "abc":
             with h5py.File(d / f"{s}.hf5", "w") as f:
                 f["data"] = _noise(rng, n_targets=9)
-    cfg = load_config(None, ["data.format=lebel", f"data.root={root}", "data.response_dir=derivative/transformed_data_fs_lang",
+    cfg = load_config(None, ["data.format=lebel", f"data.root={root}", "data.lebel.response_dir=derivative/transformed_data_fs_lang",
                              "data.test_runs=[c]"])
     from braintune.data.formats import open_study
 
@@ -244,4 +273,6 @@ def test_common_space_targets_are_read_from_response_dir(tmp_path):
     assert {study.sources[(p, "a")].shape()[1] for p in study.participants} == {9}
     assert lebel.open_study(root).participants == ["UTS01", "UTS02"]  # the default is still the voxel responses
     with pytest.raises(DataError, match="response_dir"):
-        lebel.open_study(root, response_dir="derivative/missing")
+        lebel.open_study(root, lebel.LebelOptions(response_dir="derivative/missing"))
+    with pytest.raises(ConfigError, match="'data.response_dir' moved to 'data.lebel.response_dir'"):
+        load_config(None, ["data.response_dir=x"])

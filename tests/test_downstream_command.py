@@ -58,8 +58,8 @@ def test_callback_logs_during_training(tmp_path):
     """A one-epoch demo-sized training run with downstream.callback_tasks logs downstream/csv/* metrics."""
     import csv
 
+    from braintune.commands.train import downstream_callbacks, train
     from braintune.config import load_config
-    from braintune.training.recipe import train
 
     data = tmp_path / "tones"
     data.mkdir()
@@ -72,7 +72,7 @@ def test_callback_logs_during_training(tmp_path):
         "data.heldout_participants=[]", "downstream.callback_tasks=[csv]", f"downstream.root={data}",
         "downstream.callback_max_items=16",
     ])
-    train(cfg)
+    train(cfg, downstream_callbacks(cfg))
     rows = list(csv.DictReader((out / "logs" / "version_0" / "metrics.csv").open()))
     logged = {k for row in rows for k, v in row.items() if v}
     assert {"downstream/csv/accuracy", "downstream/csv/f1", "downstream/csv/chance"} <= logged

@@ -12,7 +12,7 @@ import torch
 
 from braintune.backbones import build_backbone
 from braintune.config import load_config
-from braintune.downstream.command import clip_inputs, evaluate_features, label_array
+from braintune.downstream.evaluate import evaluate_features, label_array
 from braintune.downstream.features import extract, spread_words
 from braintune.downstream.tasks import read_task
 from braintune.downstream.tasks.synthetic_mustard import VOCAB, write_if_missing, write_mustard
@@ -27,8 +27,8 @@ def _probe(cfg, root, cache=None) -> dict:
     """Speaker-dependent 5-fold probe (every clip tested once) of a randomly initialised backbone."""
     data = read_task("mustard_dependent", root)
     torch.manual_seed(0)
-    backbone = build_backbone(cfg.backbone).eval()
-    feats = extract(lambda: backbone, data.items, "cpu", cache, clip_inputs(cfg, cfg.backbone.arch))  # (N, L, D)
+    backbone = build_backbone(cfg.backbone, cfg.data).eval()
+    feats = extract(lambda: backbone, data.items, backbone.spec, "cpu", cache)  # (N, L, D)
     splits = np.asarray([it.split for it in data.items])
     layers = list(range(feats.shape[1]))
     result, _, _ = evaluate_features(feats, label_array(data), splits, data.kind, layers, cv_folds=3, n_boot=0)
@@ -74,12 +74,13 @@ def test_synthetic_root_is_written_once_and_never_over_a_dataset(tmp_path):
 
 
 def test_av_demo_logs_the_sarcasm_callback(tmp_path):
-    from braintune.training.recipe import train
+    from braintune.commands.train import downstream_callbacks, train
 
     cfg = load_config(AV, [f"out_dir={tmp_path / 'run'}", f"data.root={tmp_path / 'friends'}", "trainer.max_epochs=1",
-                           "data.synthetic.stories=3", "data.synthetic.story_seconds=30.0", "alignment.after_training=false",
+                           "data.synthetic_friends.episodes=3", "data.synthetic_friends.episode_seconds=30.0",
+                           "alignment.after_training=false",
                            f"downstream.root={tmp_path / 'mustard'}", "downstream.every_n_epochs=1", "logger.kind=csv"])
-    train(cfg)
+    train(cfg, downstream_callbacks(cfg))
     assert (tmp_path / "mustard" / "sarcasm_data.json").is_file()  # written on first use (downstream.synthetic)
     rows = list(csv.DictReader(open(tmp_path / "run" / "logs" / "version_0" / "metrics.csv")))
     logged = [r for r in rows if r.get("downstream/mustard/accuracy")]

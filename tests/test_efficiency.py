@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from braintune.evaluation.efficiency import (EfficiencyCurve, efficiency_curve,
-                                             fraction_to_match, training_subsets)
+from braintune.evaluation.efficiency import EfficiencyCurve, efficiency_curve, fraction_to_match, training_subsets
 from braintune.evaluation.encoding import RidgeEncoder
 
 

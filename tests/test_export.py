@@ -8,10 +8,11 @@ import torch
 from transformers import AutoModel
 
 from braintune.backbones import build_backbone
+from braintune.commands.export import export_pretrained, load_heads
+from braintune.commands.train import train
 from braintune.config import load_config, to_dict
-from braintune.training.export import export_pretrained, load_heads, load_module
+from braintune.models import load_model
 from braintune.training.module import BrainTuner
-from braintune.training.recipe import train
 
 TINY = [
     "backbone.name=null", "backbone.arch=wav2vec2", "backbone.config.hidden_size=16", "backbone.config.num_hidden_layers=2",
@@ -59,7 +60,7 @@ def test_export_matches_plain_transformers(tmp_path, finetune):
     x = torch.randn(1, 3, heads.in_features)
     with torch.no_grad():
         torch.testing.assert_close(heads(x)["UTS02"], module.heads(x)["UTS02"])
-    assert load_module(ckpt).heads.participants == ["UTS01", "UTS02"]
+    assert load_model(str(ckpt), load_config(None, TINY)).heads.participants == ["UTS01", "UTS02"]
 
 
 def _train_cfg(tmp_path, name, extra):
@@ -87,7 +88,7 @@ def test_init_from_adds_a_new_participant_head_only(tmp_path):
 
 
 def test_export_command_line(tmp_path, capsys):
-    from braintune.training.export import main
+    from braintune.commands.export import main
 
     _, ckpt = _checkpoint(tmp_path, "lora")
     assert main([str(ckpt), str(tmp_path / "out")]) == 0

@@ -149,11 +149,12 @@ def test_region_selection_keeps_sts_targets(friends):
 
 
 def test_training_runs_unchanged_on_friends_layout(tmp_path):
-    from braintune.training.recipe import train
+    from braintune.commands.train import train
 
     cfg = load_config("configs/demo.yaml", [
         "data.format=synthetic_friends", f"data.root={tmp_path}/data", f"out_dir={tmp_path}/out", "data.heldout_participants=[]",
-        "data.synthetic.participants=2", "data.synthetic.stories=2", "data.synthetic.story_seconds=24", "data.synthetic.targets=[12,15]",
+        "data.synthetic_friends.participants=2", "data.synthetic_friends.episodes=2", "data.synthetic_friends.episode_seconds=24",
+        "data.synthetic_friends.targets=[12,15]",
         "trainer.max_epochs=1", "alignment.after_training=false", "trainer.progress_bar=false", f"data.cache_dir={tmp_path}/cache"])
     summary = train(cfg)
     assert summary["participants"] == ["sub-01", "sub-02"] and summary["n_targets"] == {"sub-01": 12, "sub-02": 15}

@@ -5,12 +5,13 @@ import sys
 
 import h5py
 
+from braintune.commands.inspect import main
 from braintune.data.formats.synthetic_friends import FriendsSpec, write_friends_dataset
-from braintune.inspect import main
 
 
 def test_inspect_json_and_problems(tmp_path, capsys):
-    root = write_friends_dataset(tmp_path / "d", FriendsSpec(participants=2, episodes=1, episode_seconds=12.0, targets=[6, 9], movie10=False))
+    spec = FriendsSpec(participants=2, episodes=1, episode_seconds=12.0, targets=[6, 9], movie10=False)
+    root = write_friends_dataset(tmp_path / "d", spec)
     h5 = next((root / "fmri/sub-02/func").glob("*.h5"))
     with h5py.File(h5, "a") as f:
         del f["ses-002_task-s06e01b"]
@@ -27,5 +28,6 @@ def test_inspect_bad_data_exits_without_traceback(tmp_path):
     root = write_friends_dataset(tmp_path / "d", FriendsSpec(participants=1, episodes=1, episode_seconds=12.0, targets=[6], movie10=False))
     h5 = next((root / "fmri/sub-01/func").glob("*.h5"))
     h5.write_bytes(h5.read_bytes()[:500])
-    proc = subprocess.run([sys.executable, "-m", "braintune", "inspect", str(root), "--format", "algonauts"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "braintune", "inspect", str(root), "--format", "algonauts"],
+                          capture_output=True, text=True)
     assert proc.returncode == 2 and h5.name in proc.stderr and "Traceback" not in proc.stderr

@@ -5,8 +5,9 @@ import csv
 
 from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 
+from braintune.commands.train import train
 from braintune.config import load_config
-from braintune.training.recipe import build_strategy, train
+from braintune.training.setup import build_strategy
 
 TINY = [
     "data.format=synthetic", "data.synthetic.stories=3", "data.synthetic.story_seconds=40",

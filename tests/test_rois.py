@@ -3,8 +3,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from braintune.evaluation.rois import (GLASSER_ROI_GROUPS, glasser_area, load_atlas_labels,
-                                       read_lut, roi_summary, schaefer_network)
+from braintune.evaluation.rois import GLASSER_ROI_GROUPS, glasser_area, load_atlas_labels, read_lut, roi_summary, schaefer_network
 
 
 @pytest.fixture

@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from braintune.evaluation.stats import (block_bootstrap_ci, block_permutation_test,
-                                        bootstrap_ci, fdr_bh, mean_sem, min_wilcoxon_p,
-                                        paired_ttest, wilcoxon)
+from braintune.evaluation.stats import (
+    block_bootstrap_ci,
+    block_permutation_test,
+    bootstrap_ci,
+    fdr_bh,
+    mean_sem,
+    min_wilcoxon_p,
+    paired_ttest,
+    wilcoxon,
+)
 
 
 def _ar1(n, n_targets, rho, rng):

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from braintune.backbones import build_backbone
+from braintune.commands.train import train
 from braintune.config import load_config
-from braintune.data.dataset import span_words
+from braintune.data.modalities import span_words
 from braintune.data.words import Word
-from braintune.training.recipe import train
 
 VOCAB = ["low", "deep", "bass", "mid", "warm", "round", "high", "bright", "clear", "top", "sharp", "thin"]
 TINY = ["backbone.arch=text", "backbone.finetune=full", "backbone.freeze_feature_encoder=false",
@@ -76,7 +76,8 @@ def test_text_alignment_rises_with_tuning(tmp_path):
 
 def test_bert_builds_and_gpt2_lora_trains_only_adapters():
     bert = build_backbone(load_config(None, TINY + [
-        "backbone.config={model_type: bert, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32}"]).backbone)
+        "backbone.config={model_type: bert, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2,"
+        " intermediate_size: 32}"]).backbone)
     out = bert({"words": [[(0.1, "low"), (0.5, "MID"), (0.7, "unknownword")], []], "span_s": np.array([1.0, 0.8])}, [1])
     assert out.shape == (2, 1, 11, 16) and out[1].abs().sum() == 0  # an item without words stays zero
     gpt2 = build_backbone(load_config(None, TINY + ["backbone.finetune=lora", "backbone.lora.target_modules=[c_attn]"]).backbone)

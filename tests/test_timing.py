@@ -69,14 +69,12 @@ def test_run_timing_times():
 
 
 def test_lebel_convention():
-    # Scanner starts 10 s before the audio and the hf5 lacks the first 10 TRs: row 0 is at 10 * 2.0045 - 10 s.
-    assert lebel.first_tr_s() == pytest.approx(10.045)
-    assert lebel.first_tr_s(2.0) == pytest.approx(10.0)
-    # 60 s of audio: the scan lasts round((60 + 20) / 2.0045) = round(39.91) = 40 TRs; minus 10 + 5 trimmed = 25 rows.
-    assert lebel.expected_trs(60.0) == 25
-    assert lebel.expected_trs(60.0, tr=2.0) == 25
-    # 150 s: round(170 / 2.0045) = round(84.81) = 85 -> 70 rows.
-    assert lebel.expected_trs(150.0) == 70
-    # Of the 40 scan TRs (audio time -10 + j * TR), rows 10..34 are kept: the last at -10 + 34 * 2.0045 = 58.153 s.
-    last = lebel.first_tr_s() + (lebel.expected_trs(60.0) - 1) * lebel.TR
-    assert last == pytest.approx(58.153)
+    # HuthLab/deep-fMRI-dataset: load_simulated_trfiles(respdict, tr=2.0, start_time=10.0, pad=5) puts trigger k at
+    # audio time 2k - 10; DataSequence.from_grid adds TR/2; apply_zscore_and_hrf keeps [5 + 5 : -5] of respdict - 5.
+    assert lebel.TR == 2.0
+    assert lebel.first_row_s() == 11.0  # row 0 = trigger 10: 2 * 10 - 10 + 1
+    assert lebel.rows_from_scan(100) == 80  # hf5 rows = respdict - 20
+    # a scan ~10 s longer than the audio at each end (an unverified assumption, only reported): 60 s -> 40 - 20 rows
+    assert lebel.expected_rows(60.0) == 20
+    last = lebel.first_row_s() + (lebel.expected_rows(60.0) - 1) * lebel.TR
+    assert last == 49.0

@@ -10,10 +10,10 @@ import lightning as L
 import pytest
 import torch
 
+from braintune.commands.train import train
 from braintune.config import load_config
 from braintune.data.datamodule import build_datamodule
 from braintune.training.module import BrainTuner
-from braintune.training.recipe import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # 3 participants (UTS03 held out), 4 stories of 60 s (25 TRs each) + the test story; the demo's tiny wav2vec2.
@@ -63,10 +63,11 @@ def _val_r(trainer: L.Trainer, module: BrainTuner, dm, participant: str) -> floa
 @pytest.mark.slow
 def test_new_participant_head_learns_with_everything_else_frozen(tuned, tmp_path):
     cfg, summary = tuned
-    module = BrainTuner.load_from_checkpoint(summary["checkpoint"], map_location="cpu")
+    module = BrainTuner.load_from_checkpoint(summary["checkpoint"], map_location="cpu", weights_only=True)
     new_cfg = small_config(cfg.data.root, tmp_path, "data.participants=[UTS03]", "data.heldout_participants=[]", "optim.head_lr=0.01",
                            "optim.warmup_fraction=0.0", "optim.schedule=constant")
     dm = build_datamodule(new_cfg, module.pooling.span)
+    dm.spec = module.backbone.spec
     module.optim_cfg = new_cfg.optim
     head = module.add_participant("UTS03", dm.responses.n_targets["UTS03"])
     assert module.hparams["n_targets"]["UTS03"] == 20

@@ -1,60 +1,43 @@
 """Backbone registry: ``backbone.arch`` -> builder of a module that maps stimuli to hidden states (B, L, T, D).
 
-Every backbone exposes ``hidden_size``, ``num_layers`` (hidden states incl. embeddings), ``frame_rate``
-(hidden states per second from the span start) and ``forward(inputs, layers) -> (B, L, T, D)``.
-``inputs`` is the waveform (B, S) for speech backbones, and for backbones with an ``inputs`` attribute
-(audio-video, text) a dict of those batch entries plus ``span_s`` and ``video_fps`` (see ``model_inputs``).
+Every backbone declares ``modalities`` (what it reads: ``data.modalities.AUDIO`` / ``VIDEO`` / ``WORDS``) and exposes
+``hidden_size``, ``num_layers`` (hidden states incl. embeddings), ``frame_rate`` (hidden states per second from the
+span start), ``lora_targets`` (its default LoRA target modules) and ``forward(inputs, layers) -> (B, L, T, D)``,
+where ``inputs`` is ``data.modalities.backbone_inputs(batch, modalities)``: one entry per modality plus ``start_s``,
+``span_s`` and ``video_fps``. ``build_backbone`` attaches ``spec``, the ``StimulusSpec`` every reader consumes.
+Backbones from other packages register through the ``braintune.backbones`` entry point group (docs/extending.md).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
+from ..data.modalities import StimulusSpec
+from ..errors import BackboneError
+from ..registry import Registry
 from .audiovisual import build_av
-from .hub import BackboneError
 from .lora import add_lora
 from .speech import build_waveform, build_whisper
 from .text import build_text
 
-# arch -> builder of the backbone from a ``BackboneConfig``
-BACKBONES: dict[str, Callable[..., nn.Module]] = {
+__all__ = ["BACKBONES", "BackboneError", "build_backbone", "resolve_layer"]
+
+BACKBONES: Registry[Callable[..., nn.Module]] = Registry("braintune.backbones", "backbone.arch", {
     "wav2vec2": lambda cfg: build_waveform("wav2vec2", cfg.name, dict(cfg.config)),
     "hubert": lambda cfg: build_waveform("hubert", cfg.name, dict(cfg.config)),
     "wavlm": lambda cfg: build_waveform("wavlm", cfg.name, dict(cfg.config)),
     "whisper": lambda cfg: build_whisper(cfg.name, dict(cfg.config)),
     "av": build_av,
     "text": build_text,
-}
-INPUTS = {"av": ("audio", "video"), "text": ("words",)}  # batch entries each arch reads; others read audio
+})
 
 
-def backbone_inputs(arch: str) -> tuple[str, ...]:
-    """The stimulus modalities that segments must carry for ``arch``."""
-    return INPUTS.get(arch, ("audio",))
-
-
-def model_inputs(backbone: nn.Module, batch: dict):
-    """The part of a segment batch that ``backbone`` reads: the waveform, or a dict of its modalities."""
-    names = getattr(backbone, "inputs", None)
-    if names is None:
-        return batch["audio"]
-    return {**{k: batch[k] for k in names}, "span_s": batch["span_s"], "video_fps": batch.get("video_fps")}
-
-
-_SPEECH_ATTENTION = ["attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.out_proj"]
-# LoRA on the attention projections, as the multi-participant brain-tuning recipe (q/k/v/out)
-LORA_TARGETS: dict[str, list[str]] = {
-    "wav2vec2": _SPEECH_ATTENTION, "hubert": _SPEECH_ATTENTION, "wavlm": _SPEECH_ATTENTION,
-    "whisper": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"],
-}
-
-
-def build_backbone(cfg) -> nn.Module:
-    """Backbone from a ``BackboneConfig``: weights, fine-tuning mode (full | lora | frozen), checkpointing."""
-    if cfg.arch not in BACKBONES:
-        raise BackboneError(f"backbone.arch '{cfg.arch}' is not known; available: {', '.join(sorted(BACKBONES))}")
+def build_backbone(cfg, data_cfg=None) -> nn.Module:
+    """Backbone from a ``BackboneConfig``: weights, fine-tuning mode (full | lora | frozen), checkpointing, and its
+    ``spec`` from the stimulus options of ``data_cfg`` (a ``DataConfig``)."""
     backbone = BACKBONES[cfg.arch](cfg)
+    backbone.spec = StimulusSpec.from_options(backbone.modalities, data_cfg)
     if cfg.gradient_checkpointing:
         (backbone if hasattr(backbone, "gradient_checkpointing_enable") else backbone.model).gradient_checkpointing_enable()
     lc = cfg.lora
@@ -63,7 +46,10 @@ def build_backbone(cfg) -> nn.Module:
     elif cfg.finetune == "lora" and hasattr(backbone, "add_lora"):  # multi-encoder backbones: targets per encoder
         backbone.add_lora(lc.rank, lc.alpha, lc.dropout)
     elif cfg.finetune == "lora":
-        targets = list(lc.target_modules) if lc.target_modules is not None else LORA_TARGETS.get(cfg.arch)
+        if not hasattr(backbone, "model"):
+            raise BackboneError(f"backbone.arch '{cfg.arch}' does not wrap a HuggingFace model in `.model`, where LoRA adapters "
+                                "go; use backbone.finetune=full or frozen, or give the backbone an add_lora method")
+        targets = list(lc.target_modules) if lc.target_modules is not None else list(getattr(backbone, "lora_targets", []))
         if not targets:
             raise BackboneError(f"backbone.arch '{cfg.arch}' has no default LoRA targets; set backbone.lora.target_modules")
         backbone.model = add_lora(backbone.model, lc.rank, lc.alpha, lc.dropout, targets)

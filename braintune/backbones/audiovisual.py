@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from transformers import VideoMAEConfig, VideoMAEModel
 
+from ..data.modalities import AUDIO, VIDEO
 from ..data.timing import time_to_index
 from .hub import BackboneError, config_from_overrides, load_pretrained
 from .lora import add_lora
@@ -27,7 +28,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # Vi
 
 
 class AudioVideoBackbone(nn.Module):
-    inputs = ("audio", "video")
+    modalities = (AUDIO, VIDEO)
 
     def __init__(self, audio: WaveformBackbone, video: nn.Module, audio_layer: int, video_layer: int, width: int,
                  layers: int, heads: int, modality_dropout: float = 0.0, clips_per_pass: int = 16):
@@ -47,7 +48,7 @@ class AudioVideoBackbone(nn.Module):
         self.frame_rate = audio.frame_rate
         self.hidden_size = width
         self.num_layers = layers + 1
-        self.lora_targets: dict[str, list[str]] = {"audio": [], "video": []}
+        self.lora_targets: dict[str, list[str]] = {AUDIO: [], VIDEO: []}
 
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, F, H, W, 3) uint8 -> (B, n_steps, D_video): one token-averaged vector per tubelet of frames."""
@@ -69,9 +70,9 @@ class AudioVideoBackbone(nn.Module):
         return torch.cat(out).reshape(b, n_clips * steps, -1)
 
     def forward(self, inputs: dict, layers: list[int] | None = None) -> torch.Tensor:
-        """{"audio": (B, S), "video": (B, F, H, W, 3) uint8, "video_fps": float} -> (B, L, T, D) at ``frame_rate``."""
-        a = self.proj_audio(self.audio(inputs["audio"], [self.audio_layer])[:, 0])  # (B, T, W)
-        v = self.proj_video(self.encode_video(inputs["video"]))  # (B, Tv, W)
+        """{AUDIO: (B, S), VIDEO: (B, F, H, W, 3) uint8, "video_fps": float} -> (B, L, T, D) at ``frame_rate``."""
+        a = self.proj_audio(self.audio(inputs[AUDIO], [self.audio_layer])[:, 0])  # (B, T, W)
+        v = self.proj_video(self.encode_video(inputs[VIDEO]))  # (B, Tv, W)
         video_rate = float(inputs["video_fps"]) / self.tubelet
         centres = (torch.arange(a.shape[1], dtype=torch.float64) + 0.5) / self.frame_rate
         idx = torch.as_tensor(time_to_index(centres.numpy(), video_rate)).clamp(0, v.shape[1] - 1).to(a.device)
@@ -92,7 +93,7 @@ class AudioVideoBackbone(nn.Module):
         for name, targets in self.lora_targets.items():
             if not targets:
                 getattr(self, name).requires_grad_(False)
-            elif name == "audio":
+            elif name == AUDIO:
                 self.audio.model = add_lora(self.audio.model, rank, alpha, dropout, targets)
             else:
                 self.video = add_lora(self.video, rank, alpha, dropout, targets)
@@ -122,5 +123,5 @@ def build_av(cfg) -> AudioVideoBackbone:
     audio = build_waveform(a.arch, a.name, dict(a.config))
     video = build_video(v.arch, v.name, dict(v.config))
     model = AudioVideoBackbone(audio, video, a.layer, v.layer, f.width, f.layers, f.heads, f.modality_dropout)
-    model.lora_targets = {"audio": list(a.lora_target_modules), "video": list(v.lora_target_modules)}
+    model.lora_targets = {AUDIO: list(a.lora_target_modules), VIDEO: list(v.lora_target_modules)}
     return model

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-class BackboneError(ValueError):
-    """A backbone cannot be built; the message names the key or checkpoint and what to do."""
+from ..errors import BackboneError
 
 
 def config_from_overrides(config_cls: type, overrides: dict[str, Any], arch: str):

@@ -19,6 +19,7 @@ from transformers import (
     WhisperModel,
 )
 
+from ..data.modalities import AUDIO
 from .hub import config_from_overrides, load_pretrained
 
 WAVEFORM_MODELS = {
@@ -28,8 +29,16 @@ WAVEFORM_MODELS = {
 }
 
 
+def waveform(inputs) -> torch.Tensor:
+    """The (B, S) waveform of a backbone's inputs (a ``backbone_inputs`` dict, or the tensor itself)."""
+    return inputs[AUDIO] if isinstance(inputs, dict) else inputs
+
+
 class WaveformBackbone(nn.Module):
     """wav2vec2 / HuBERT / WavLM behind the backbone protocol (hidden states out)."""
+
+    modalities = (AUDIO,)
+    lora_targets = ("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.out_proj")  # the recipe's q/k/v/out
 
     def __init__(self, model: nn.Module, normalize: bool = True, sample_rate: int = 16000):
         super().__init__()
@@ -45,8 +54,9 @@ class WaveformBackbone(nn.Module):
         self.hidden_size = cfg.hidden_size
         self.num_layers = cfg.num_hidden_layers + 1  # embeddings + every transformer layer
 
-    def forward(self, audio: torch.Tensor, layers: list[int] | None = None) -> torch.Tensor:
-        """(B, S) -> (B, L, T, D) for the requested hidden-state indices (all when None)."""
+    def forward(self, inputs, layers: list[int] | None = None) -> torch.Tensor:
+        """Waveform (B, S) -> (B, L, T, D) for the requested hidden-state indices (all when None)."""
+        audio = waveform(inputs)
         if self.normalize:  # the HF processor's per-utterance normalisation, done on the device
             audio = (audio - audio.mean(-1, keepdim=True)) / torch.sqrt(audio.var(-1, keepdim=True) + 1e-7)
         out = self.model(input_values=audio, output_hidden_states=True)
@@ -62,6 +72,9 @@ class WaveformBackbone(nn.Module):
 class WhisperEncoderBackbone(nn.Module):
     """The Whisper encoder; inputs are padded to its fixed 30 s window, outputs cropped to the real length."""
 
+    modalities = (AUDIO,)
+    lora_targets = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj")
+
     def __init__(self, model: WhisperModel, sample_rate: int = 16000):
         super().__init__()
         self.model = model.get_encoder()
@@ -73,7 +86,9 @@ class WhisperEncoderBackbone(nn.Module):
         self.hidden_size = cfg.d_model
         self.num_layers = cfg.encoder_layers + 1
 
-    def forward(self, audio: torch.Tensor, layers: list[int] | None = None) -> torch.Tensor:
+    def forward(self, inputs, layers: list[int] | None = None) -> torch.Tensor:
+        """Waveform (B, S) -> (B, L, T, D) at 50 Hz, cropped to the input's length."""
+        audio = waveform(inputs)
         n_frames = int(audio.shape[-1] / self.sample_rate * self.frame_rate)
         if audio.shape[-1] > self.max_seconds * self.sample_rate:
             raise ValueError(

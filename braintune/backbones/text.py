@@ -14,6 +14,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerFast
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from ..data.modalities import WORDS
 from ..data.timing import time_to_index
 from .hub import BackboneError, config_from_overrides, load_pretrained
 
@@ -21,7 +22,8 @@ PREFIX_SPACE_TOKENIZERS = ("GPT2TokenizerFast", "RobertaTokenizerFast", "BartTok
 
 
 class TextBackbone(nn.Module):
-    inputs = ("words",)
+    modalities = (WORDS,)
+    lora_targets = ("c_attn", "q_proj", "v_proj", "query", "value")  # GPT-2, Llama, BERT attention projections
 
     def __init__(self, model: nn.Module, tokenizer, rate_hz: float = 10.0):
         super().__init__()
@@ -56,8 +58,8 @@ class TextBackbone(nn.Module):
         return result
 
     def forward(self, inputs: dict, layers: list[int] | None = None) -> torch.Tensor:
-        """{"words": B lists of (onset_s from the span start, text), "span_s": (B,)} -> (B, L, T, D)."""
-        words, span_s = inputs["words"], inputs["span_s"]
+        """{WORDS: B lists of (onset_s from the span start, text), "span_s": (B,)} -> (B, L, T, D)."""
+        words, span_s = inputs[WORDS], inputs["span_s"]
         layers = list(range(self.num_layers)) if layers is None else list(layers)
         n_steps = int(time_to_index(float(max(span_s)), self.frame_rate)) + 1
         device = next(self.model.parameters()).device

@@ -1,19 +1,22 @@
 """Decoded arrays (audio at a sample rate, response matrices) -> memory-mapped ``.npy`` files under a cache dir.
 
-The key is the source file's absolute path, size, mtime and a tag (e.g. the sample rate), so editing or
-re-downloading a file invalidates its entry. The first epoch decodes and writes; later epochs (and other
+The key is the source file's content identity (``provenance.file_identity``: path, size, mtime, a hash of its
+first and last blocks), a tag (e.g. the sample rate) and the code version, so editing or re-downloading a file,
+or a braintune release that decodes differently, invalidates its entry. The first epoch decodes and writes; later epochs (and other
 DataLoader workers, which inherit the directory through ``BRAINTUNE_CACHE_DIR``) map the file and read
 only the pages they touch, so an .mkv or .hf5 is decoded once per cache dir, not once per epoch or worker.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+
+from ..provenance import CODE_VERSION, digest, file_identity
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,8 @@ def cache_dir() -> Path | None:
 
 
 def cache_key(path: str | Path, tag: str) -> str:
-    """Hex key of (absolute path, size, mtime in ns, tag)."""
-    p = Path(path).resolve()
-    st = p.stat()
-    raw = f"{p}|{st.st_size}|{st.st_mtime_ns}|{tag}"
-    return hashlib.sha1(raw.encode()).hexdigest()[:20]
+    """Hex key of (content identity of ``path``, tag, code version)."""
+    return digest([file_identity(path), tag, CODE_VERSION], 20)
 
 
 def cached_array(path: str | Path, tag: str, compute: Callable[[], np.ndarray], directory: str | Path | None = None) -> np.ndarray:
@@ -62,7 +62,7 @@ def cached_array(path: str | Path, tag: str, compute: Callable[[], np.ndarray], 
             log.warning("cache entry '%s' unreadable (%s); rebuilding", target, err)
     array = np.ascontiguousarray(compute())
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npy")
     np.save(tmp, array)
     os.replace(tmp, target)  # atomic: concurrent workers never see half a file
     return np.load(target, mmap_mode="r")

@@ -12,10 +12,12 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from ..errors import DataError
 from .dataset import SegmentDataset, collate_segments
 from .formats import open_study
+from .modalities import StimulusSpec
 from .responses import Responses, prepare_responses
-from .study import DataError, Study
+from .study import Study
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +76,23 @@ class EpochShuffle(Sampler[int]):
 
 
 class SegmentDataModule(L.LightningDataModule):
-    """Training and validation segments of the tuned participants."""
+    """Training and validation segments of the tuned participants; ``spec`` (what the backbone reads) is set by
+    whoever pairs the data with a model, before the loaders are asked for."""
 
     def __init__(self, study: Study, splits: Splits, responses: Responses, segment_trs: int, span, context_s: float,
-                 sample_rate: int, batch_size: int, num_workers: int = 0, stimulus: dict | None = None, shuffle: bool = True,
-                 seed: int = 0):
+                 batch_size: int, num_workers: int = 0, shuffle: bool = True, seed: int = 0):
         super().__init__()
         self.study, self.splits, self.responses = study, splits, responses
-        self.kw = dict(participants=splits.participants, segment_trs=segment_trs, span=span, context_s=context_s, sample_rate=sample_rate)
-        self.kw.update(stimulus or {})  # inputs (modalities), video_fps, frame_size, context_words
+        self.kw = dict(participants=splits.participants, segment_trs=segment_trs, span=span, context_s=context_s)
         self.batch_size, self.num_workers, self.shuffle, self.seed = batch_size, num_workers, shuffle, seed
         self.collate = partial(collate_segments, participants=splits.participants, n_targets=responses.n_targets)
+        self.spec: StimulusSpec | None = None
 
     def _dataset(self, runs: list[str], full_segments: bool = False) -> SegmentDataset:
-        return SegmentDataset({r: self.study.runs[r] for r in runs}, self.responses.data, full_segments=full_segments, **self.kw)
+        if self.spec is None:
+            raise RuntimeError("SegmentDataModule.spec is unset: assign the backbone's spec before training")
+        return SegmentDataset({r: self.study.runs[r] for r in runs}, self.responses.data, spec=self.spec,
+                              full_segments=full_segments, **self.kw)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self._dataset(self.splits.train_runs, full_segments=True)
@@ -108,15 +113,15 @@ class SegmentDataModule(L.LightningDataModule):
 
 
 def build_datamodule(cfg, span) -> SegmentDataModule:
-    """Open the dataset named by ``cfg.data``, split it, load and prepare the tuned participants' responses."""
+    """Open the dataset named by ``cfg.data``, split it, load and prepare the tuned participants' responses.
+
+    ``span`` maps a segment's first and last TR times to the stimulus seconds its pooling windows need.
+    """
     study = open_study(cfg.data)
     splits = make_splits(study, cfg.data)
     responses = prepare_responses(study, splits.participants, splits.train_runs + splits.val_runs, cfg.data.zscore)
     log.info("participants %s (held out %s); %d train, %d val, %d test runs",
              splits.participants, splits.heldout, len(splits.train_runs), len(splits.val_runs), len(splits.test_runs))
-    from ..backbones import backbone_inputs
-
     d = cfg.data
-    stimulus = dict(inputs=backbone_inputs(cfg.backbone.arch), video_fps=d.video_fps, frame_size=d.frame_size, context_words=d.context_words)
-    return SegmentDataModule(study, splits, responses, d.segment_trs, span, d.context_s, d.sample_rate, d.batch_size, d.num_workers,
-                             stimulus, d.shuffle, cfg.trainer.seed)
+    return SegmentDataModule(study, splits, responses, d.segment_trs, span, d.context_s, d.batch_size, d.num_workers,
+                             d.shuffle, cfg.trainer.seed)

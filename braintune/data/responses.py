@@ -1,4 +1,5 @@
-"""Study responses -> validated, per-run z-scored float32 targets, with excluded targets counted.
+"""Study responses -> validated, per-run z-scored float32 targets, with excluded targets counted; repeated
+presentations -> the repeat-based noise ceiling of each target.
 
 NaN and constant targets are excluded per participant (over every run used) and reported, never
 silently zeroed as the reference code does.
@@ -6,12 +7,14 @@ silently zeroed as the reference code does.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .study import DataError, Study
+from ..errors import DataError
+from .study import Study
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +87,58 @@ def prepare_responses(study: Study, participants: list[str], runs: list[str], zs
             a = a[:, keep]
             raw[(p, r)] = zscore(a) if zscore_runs else a.astype(np.float32)
     return Responses(raw, kept, n_original, excluded)
+
+
+def check_stack(arr, name: str, what: str) -> np.ndarray:
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise ValueError(
+            f"{name}: expected shape ({what}, n_TRs, n_targets) with at least 2 {what} and 2 TRs, "
+            f"got {arr.shape}; stack them with np.stack(list_of_(n_TRs, n_targets)_arrays).")
+    return arr
+
+
+def signal_power(repeats) -> tuple[np.ndarray, np.ndarray]:
+    """Schoppe et al. 2016 signal power SP and the variance of the repeat mean.
+
+    SP = (N·Var(ȳ) − mean_i Var(y_i)) / (N − 1), variances over time (NaN TRs ignored).
+
+    Parameters
+    ----------
+    repeats : array of shape (n_repeats, n_TRs, n_targets)
+
+    Returns
+    -------
+    sp, var_mean : arrays of shape (n_targets,)
+    """
+    repeats = check_stack(repeats, "signal_power", "n_repeats")
+    n = repeats.shape[0]
+    with warnings.catch_warnings():  # all-NaN columns give NaN, handled by the callers
+        warnings.simplefilter("ignore", RuntimeWarning)
+        var_mean = np.nanvar(np.nanmean(repeats, axis=0), axis=0)
+        mean_var = np.nanmean(np.nanvar(repeats, axis=1), axis=0)
+    sp = (n * var_mean - mean_var) / (n - 1)
+    return sp, var_mean
+
+
+def noise_ceiling(repeats) -> np.ndarray:
+    """Highest correlation a model can reach with the N-repeat mean (Schoppe et al. 2016).
+
+    cc_max = sqrt(SP / Var(ȳ)) = 1 / sqrt(1 + (TP/SP − 1)/N), with TP = mean_i Var(y_i).
+    For signal variance s² and noise variance n², cc_max = sqrt(s² / (s² + n²/N)).
+
+    Parameters
+    ----------
+    repeats : array of shape (n_repeats, n_TRs, n_targets)
+        Responses to the same stimulus, repeat by repeat (NaN TRs are ignored).
+
+    Returns
+    -------
+    cc_max : array of shape (n_targets,)
+        In [0, 1]; 0 where the signal power is not positive or the target is constant/NaN.
+    """
+    sp, var_mean = signal_power(repeats)
+    ok = np.isfinite(sp) & np.isfinite(var_mean) & (var_mean > 0) & (sp > 0)
+    cc = np.zeros_like(sp)
+    cc[ok] = np.sqrt(sp[ok] / var_mean[ok])
+    return np.clip(cc, 0.0, 1.0)

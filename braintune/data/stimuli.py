@@ -15,11 +15,9 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from ..errors import StimulusError
+
 log = logging.getLogger(__name__)
-
-
-class StimulusError(ValueError):
-    """A stimulus file cannot be used; the message names the file and what to do."""
 
 
 VIDEO_SUFFIXES = {".mkv", ".mp4", ".mov", ".avi", ".webm", ".m4v"}

@@ -5,18 +5,17 @@ which layout the data came from.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 import h5py
 import numpy as np
 
+from ..errors import DataError
 from .timing import RunTiming
 
-
-class DataError(ValueError):
-    """The dataset cannot be used as given; the message names the file / participant / run and what to do."""
+__all__ = ["DataError", "H5Response", "ResponseSource", "RowSlice", "Run", "Study", "check_rows"]
 
 
 class ResponseSource(Protocol):
@@ -79,6 +78,51 @@ class H5Response:
 
 
 @dataclass(frozen=True)
+class RowSlice:
+    """``inner`` restricted to rows ``[start, stop)`` (e.g. the edge TRs that ``data.trim_trs`` drops)."""
+
+    inner: ResponseSource
+    start: int
+    stop: int
+
+    @property
+    def path(self) -> Path:
+        return self.inner.path
+
+    def read(self) -> np.ndarray:
+        return self.inner.read()[self.start : self.stop]
+
+    def read_repeats(self) -> np.ndarray | None:
+        reps = self.inner.read_repeats()
+        return None if reps is None else reps[:, self.start : self.stop]
+
+    def shape(self) -> tuple[int, int]:
+        return self.stop - self.start, self.inner.shape()[1]
+
+
+def check_rows(n_rows: int, timing: RunTiming, duration_s: float | None, where: str, problems: list[str],
+               past_end_s: float, expected_rows: int | None = None) -> None:
+    """The one check of a response's rows against its stimulus length, for every layout.
+
+    A gross mismatch raises ``DataError``: rows whose times run more than ``past_end_s`` seconds past the end of
+    the stimulus (each layout declares how far its scans may outlast the stimulus), or rows covering under half of
+    it. A row count that differs from the ``expected_rows`` the layout's convention implies is only reported (in
+    ``problems``, for ``inspect`` and the logs, with both numbers): a convention must never refuse real data.
+    """
+    if duration_s is None:
+        return
+    last = timing.first_tr_s + (n_rows - 1) * timing.tr
+    if last > duration_s + past_end_s:
+        raise DataError(f"{where} has {n_rows} rows: the last sits at {last:.1f} s of stimulus time (TR {timing.tr} s) but the "
+                        f"stimulus lasts {duration_s:.1f} s; check that the response and the stimulus belong to the same run")
+    if n_rows * timing.tr < 0.5 * duration_s:
+        raise DataError(f"{where} has {n_rows} rows ({n_rows * timing.tr:.1f} s at TR {timing.tr} s), under half of its "
+                        f"{duration_s:.1f} s stimulus; check that the response and the stimulus belong to the same run")
+    if expected_rows is not None and n_rows != expected_rows:
+        problems.append(f"{where} has {n_rows} rows; its {duration_s:.1f} s stimulus implies {expected_rows} by the layout's convention")
+
+
+@dataclass(frozen=True)
 class Run:
     """One stimulus presentation (a story, an episode part) and its TR clock."""
 
@@ -107,6 +151,18 @@ class Study:
 
     def runs_of(self, participant: str) -> list[str]:
         return sorted(r for p, r in self.sources if p == participant)
+
+    def trim(self, n: int) -> None:
+        """Drop ``n`` TRs at each edge of every run (run-start transients, windows before the stimulus starts)."""
+        if n <= 0:
+            return
+        short = [f"{r} ({run.timing.n_trs} TRs)" for r, run in self.runs.items() if run.timing.n_trs <= 2 * n + 1]
+        if short:
+            raise DataError(f"data.trim_trs={n} leaves no TR in runs {short}; lower data.trim_trs")
+        for name, run in self.runs.items():
+            t = run.timing
+            self.runs[name] = replace(run, timing=RunTiming(t.tr, t.n_trs - 2 * n, t.first_tr_s + n * t.tr))
+        self.sources = {(p, r): RowSlice(src, n, src.shape()[0] - n) for (p, r), src in self.sources.items()}
 
     def check_names(self, participants: list[str] = (), runs: list[str] = ()) -> None:
         """Raise ``DataError`` naming every participant or run that is not in the study."""

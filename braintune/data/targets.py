@@ -13,7 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from .study import DataError, ResponseSource, Study
+from ..errors import DataError
+from .study import ResponseSource, Study
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,9 @@ def region_columns(labels: dict[int, str], n_targets: int, regions: list) -> np.
 
 def ceiling_columns(repeats: np.ndarray, threshold: float) -> np.ndarray:
     """Columns whose repeat-based noise ceiling (Schoppe cc_max over ``repeats`` (R, T, N)) is at least ``threshold``."""
-    from ..evaluation.ceiling import noise_ceiling, select_by_ceiling
+    from .responses import noise_ceiling
 
-    return np.flatnonzero(select_by_ceiling(noise_ceiling(repeats), threshold))
+    return np.flatnonzero(noise_ceiling(repeats) >= threshold)
 
 
 def select_targets(study: Study, regions: list | None = None, labels_of: Callable[[str], Path | None] | None = None,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .cache import cache_dir, cached_array
-from .stimuli import StimulusError
+from ..errors import StimulusError
 from .timing import time_to_index, window_to_slice
 
 DECODE_BATCH = 64  # frames per decord call: bounds memory for long episodes
@@ -28,8 +28,11 @@ def default_cache_dir() -> Path:
 
 def _decode(path: Path, fps: float, size: int) -> np.ndarray:
     """(n, size, size, 3) uint8: the frame on screen at every ``i / fps`` seconds of the movie."""
-    import decord
-
+    try:
+        import decord
+    except ImportError as err:
+        raise StimulusError(f"reading the frames of '{path}' needs decord, braintune's video extra: "
+                            "pip install 'braintune[video]' (or pip install decord)") from err
     try:
         # decord's own resize fails for some small sizes (a buffer-size check); resize in torch instead
         reader = decord.VideoReader(str(path), num_threads=1)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .study import DataError
+from ..errors import DataError
 
 SILENCE = {"", "sp", "sil", "{sl}", "sp1"}
 WORD_TIERS = ("word", "words")

@@ -1,22 +1,20 @@
 """Lightning callback: every N epochs, the module's current backbone -> linear probes -> ``downstream/<task>/<metric>`` logs.
 
-Items are read once, when the callback is built (a seeded subsample of ``callback_max_items`` per task),
-encoded with the live weights (no feature cache: the weights change) in the modalities the backbone reads
-(``features.item_stimulus``: audio, video frames at ``video_fps``/``frame_size``, words), and probed at
-``layers`` (default: the layer the heads read; out-of-range layers are refused). With ``downstream.synthetic`` a missing MUStARD root is written first (``synthetic_mustard``).
-Runs on global rank 0 only and logs with ``rank_zero_only``.
+Items are read by whoever builds the callback (the train command: a seeded subsample per task), encoded with the
+live weights (no feature cache: the weights change) in the modalities the backbone reads (``backbone.spec``), and
+probed at ``layers`` (default: the layer the heads read; out-of-range layers are refused). Runs on global rank 0
+only and logs with ``rank_zero_only``.
 """
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from .command import clip_inputs, evaluate_features, label_array, read_tasks, select_layers
-from .features import ClipInputs, extract
+from .evaluate import evaluate_features, label_array, select_layers
+from .features import extract
 from .tasks.base import TaskData
 
 log = logging.getLogger(__name__)
@@ -25,9 +23,9 @@ log = logging.getLogger(__name__)
 class DownstreamProbeCallback(Callback):
     """Probes ``tasks`` (already read: name -> TaskData) every ``every_n_epochs`` epochs with the live backbone."""
 
-    def __init__(self, tasks: dict[str, TaskData], spec: ClipInputs, every_n_epochs: int = 1,
-                 layers: Optional[list[int]] = None, probe: str = "logistic", cv_folds: int = 5, seed: int = 0):
-        self.tasks, self.spec, self.every_n_epochs, self.layers = tasks, spec, every_n_epochs, layers
+    def __init__(self, tasks: dict[str, TaskData], every_n_epochs: int = 1, layers: list[int] | None = None,
+                 probe: str = "logistic", cv_folds: int = 5, seed: int = 0):
+        self.tasks, self.every_n_epochs, self.layers = tasks, every_n_epochs, layers
         self.probe, self.cv_folds, self.seed = probe, cv_folds, seed
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
@@ -41,21 +39,10 @@ class DownstreamProbeCallback(Callback):
     def measure(self, backbone, data: TaskData, layers: list[int], device) -> dict[str, float]:
         """Headline metrics of one task with the backbone's current weights."""
         with torch.no_grad():
-            feats = extract(lambda: backbone, data.items, str(device), spec=self.spec)  # (N, L, D)
+            feats = extract(lambda: backbone, data.items, backbone.spec, str(device))  # (N, L, D)
         feats, ids = select_layers(feats, layers)
         splits = np.asarray([it.split for it in data.items])
         result, _, _ = evaluate_features(feats, label_array(data), splits, data.kind, ids, self.probe,
                                          self.cv_folds, self.seed, n_boot=0)
         keys = ("r",) if data.kind == "regression" else ("accuracy", "f1")
         return {k: float(result[k]) for k in keys} | {"chance": float(result["chance"])}
-
-
-def build_downstream_callbacks(cfg) -> list[Callback]:
-    """[DownstreamProbeCallback] when ``downstream.callback_tasks`` is set, else []; tasks are read (and bad layouts
-    refused) here, before any training step."""
-    dc = cfg.downstream
-    if not dc.callback_tasks:
-        return []
-    tasks = read_tasks(dc, list(dc.callback_tasks), dc.callback_max_items)
-    return [DownstreamProbeCallback(tasks, clip_inputs(cfg, cfg.backbone.arch), dc.every_n_epochs, dc.layers, dc.probe,
-                                    dc.cv_folds, dc.seed)]

@@ -18,7 +18,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..data.study import DataError
+from ..errors import DataError
 
 C_GRID = np.logspace(-4, 2, 7)
 ALPHA_GRID = np.logspace(-2, 5, 8)

@@ -18,62 +18,11 @@ import warnings
 
 import numpy as np
 
+from braintune.data.responses import check_stack, noise_ceiling, signal_power
 from braintune.evaluation.metrics import correlation
 
-
-def _check_stack(arr, name: str, what: str) -> np.ndarray:
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.ndim != 3 or arr.shape[0] < 2 or arr.shape[1] < 2:
-        raise ValueError(
-            f"{name}: expected shape ({what}, n_TRs, n_targets) with at least 2 {what} and 2 TRs, "
-            f"got {arr.shape}; stack them with np.stack(list_of_(n_TRs, n_targets)_arrays).")
-    return arr
-
-
-def signal_power(repeats) -> tuple[np.ndarray, np.ndarray]:
-    """Schoppe et al. 2016 signal power SP and the variance of the repeat mean.
-
-    SP = (N·Var(ȳ) − mean_i Var(y_i)) / (N − 1), variances over time (NaN TRs ignored).
-
-    Parameters
-    ----------
-    repeats : array of shape (n_repeats, n_TRs, n_targets)
-
-    Returns
-    -------
-    sp, var_mean : arrays of shape (n_targets,)
-    """
-    repeats = _check_stack(repeats, "signal_power", "n_repeats")
-    n = repeats.shape[0]
-    with warnings.catch_warnings():  # all-NaN columns give NaN, handled by the callers
-        warnings.simplefilter("ignore", RuntimeWarning)
-        var_mean = np.nanvar(np.nanmean(repeats, axis=0), axis=0)
-        mean_var = np.nanmean(np.nanvar(repeats, axis=1), axis=0)
-    sp = (n * var_mean - mean_var) / (n - 1)
-    return sp, var_mean
-
-
-def noise_ceiling(repeats) -> np.ndarray:
-    """Highest correlation a model can reach with the N-repeat mean (Schoppe et al. 2016).
-
-    cc_max = sqrt(SP / Var(ȳ)) = 1 / sqrt(1 + (TP/SP − 1)/N), with TP = mean_i Var(y_i).
-    For signal variance s² and noise variance n², cc_max = sqrt(s² / (s² + n²/N)).
-
-    Parameters
-    ----------
-    repeats : array of shape (n_repeats, n_TRs, n_targets)
-        Responses to the same stimulus, repeat by repeat (NaN TRs are ignored).
-
-    Returns
-    -------
-    cc_max : array of shape (n_targets,)
-        In [0, 1]; 0 where the signal power is not positive or the target is constant/NaN.
-    """
-    sp, var_mean = signal_power(repeats)
-    ok = np.isfinite(sp) & np.isfinite(var_mean) & (var_mean > 0) & (sp > 0)
-    cc = np.zeros_like(sp)
-    cc[ok] = np.sqrt(sp[ok] / var_mean[ok])
-    return np.clip(cc, 0.0, 1.0)
+__all__ = ["check_stack", "cross_participant_ceiling", "explainable_variance", "noise_ceiling", "normalized_r", "select_by_ceiling",
+           "signal_power"]
 
 
 def explainable_variance(repeats, bias_correction: bool = True) -> np.ndarray:
@@ -82,7 +31,7 @@ def explainable_variance(repeats, bias_correction: bool = True) -> np.ndarray:
     EV = Var(ȳ) / mean_i Var(y_i), each repeat z-scored over time; with bias correction
     EV_c = EV − (1 − EV)/(N − 1). Returns shape (n_targets,), NaN where undefined.
     """
-    repeats = _check_stack(repeats, "explainable_variance", "n_repeats")
+    repeats = check_stack(repeats, "explainable_variance", "n_repeats")
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         z = (repeats - np.nanmean(repeats, axis=1, keepdims=True)) / np.nanstd(
@@ -111,7 +60,7 @@ def cross_participant_ceiling(responses) -> np.ndarray:
     ceiling : array of shape (n_participants, n_targets)
         Pearson r per participant and target, clipped below at 0.
     """
-    responses = _check_stack(responses, "cross_participant_ceiling", "n_participants")
+    responses = check_stack(responses, "cross_participant_ceiling", "n_participants")
     n = responses.shape[0]
     total = responses.sum(axis=0)
     out = np.stack([correlation(responses[p], (total - responses[p]) / (n - 1))

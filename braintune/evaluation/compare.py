@@ -16,10 +16,11 @@ import numpy as np
 from ..data.responses import prepare_responses
 from ..data.study import Study
 from . import stats as S
+from .alignment import stack_features, stack_responses
 from .efficiency import efficiency_curve, fraction_to_match
 from .encoding import RidgeEncoder
 from .metrics import correlation
-from .alignment import stack_features, stack_responses
+from .results import AlignmentResult
 
 
 def _test(fn, a, b) -> dict:
@@ -36,31 +37,33 @@ def _test(fn, a, b) -> dict:
     return out
 
 
-def compare_pair(res_a: dict, res_b: dict, block_trs: int, n_boot: int, seed: int = 0) -> tuple[dict, dict]:
-    """Two models' ``participant_alignment`` results ({participant: result}) -> (differences, tests) of b - a."""
+def compare_pair(result_a: AlignmentResult, result_b: AlignmentResult, block_trs: int, n_boot: int,
+                 seed: int = 0) -> tuple[dict, dict]:
+    """Two models' alignment results -> (differences, tests) of b - a."""
+    res_a, res_b = result_a.participants, result_b.participants
     participants = [p for p in res_a if p in res_b]
-    layers = [l for l in res_a[participants[0]]["r"] if l in res_b[participants[0]]["r"]]
+    layers = [l for l in res_a[participants[0]].r if l in res_b[participants[0]].r]
     diff = {"layers": {}, "headline": {"participants": {}}}
     tests = {"across_participants": {}, "across_targets": {}}
     for l in layers:
-        ma = np.array([res_a[p]["r"][l].mean() for p in participants])
-        mb = np.array([res_b[p]["r"][l].mean() for p in participants])
+        ma = np.array([res_a[p].r[l].mean() for p in participants])
+        mb = np.array([res_b[p].r[l].mean() for p in participants])
         diff["layers"][str(l)] = {"mean_diff": float(np.mean(mb - ma)),
                                   "participants": {p: float(d) for p, d in zip(participants, mb - ma)}}
         tests["across_participants"][str(l)] = {"wilcoxon": _test(S.wilcoxon, mb, ma),
                                                 "paired_t": _test(S.paired_ttest, mb, ma)}
-        per = {p: _test(S.wilcoxon, res_b[p]["r"][l], res_a[p]["r"][l]) for p in participants}
+        per = {p: _test(S.wilcoxon, res_b[p].r[l], res_a[p].r[l]) for p in participants}
         p_values = np.array([np.nan if t["pvalue"] is None else t["pvalue"] for t in per.values()])
         reject, adjusted = S.fdr_bh(p_values)
-        for (p, t), rej, adj in zip(per.items(), reject, adjusted):
+        for t, rej, adj in zip(per.values(), reject, adjusted):
             t.update(p_fdr=None if np.isnan(adj) else float(adj), reject_fdr=bool(rej))
         tests["across_targets"][str(l)] = per
     for p in participants:
         a, b = res_a[p], res_b[p]
-        if "pred" in a and "pred" in b:
-            block = max(1, min(block_trs, len(a["y_test"]) // 2))  # a short test run gets shorter blocks
-            lo, hi = S.paired_block_bootstrap_ci(a["y_test"], a["pred"], b["pred"], block, n_boot, seed=seed)
-            d = float(np.mean(correlation(a["y_test"], b["pred"]) - correlation(a["y_test"], a["pred"])))
+        if a.pred is not None and b.pred is not None:
+            block = max(1, min(block_trs, len(a.y_test) // 2))  # a short test run gets shorter blocks
+            lo, hi = S.paired_block_bootstrap_ci(a.y_test, a.pred, b.pred, block, n_boot, seed=seed)
+            d = float(np.mean(correlation(a.y_test, b.pred) - correlation(a.y_test, a.pred)))
             diff["headline"]["participants"][p] = {"mean_diff": d, "ci": [lo, hi], "block_trs": block_trs}
     heads = [v["mean_diff"] for v in diff["headline"]["participants"].values()]
     diff["headline"]["mean_diff"] = float(np.mean(heads)) if heads else None

@@ -8,8 +8,8 @@ model with all data, τ = A_pre(1)); the data-reduction factor is 1/f*.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 from sklearn.base import clone

@@ -42,8 +42,11 @@ def variance_partition(Xa, Xb, Y, groups, Xa_test, Xb_test, Y_test, groups_test,
             "shared": r2_a + r2_b - r2_ab}
 
 
+BANDED_ALPHAS = np.logspace(-2, 8, 21)
+
+
 def banded_ridge(Xs: list[np.ndarray], Y, groups, Xs_test: list[np.ndarray], Y_test, groups_test, delays=(1, 2, 3, 4),
-                 alphas=np.logspace(-2, 8, 21), n_iter: int = 20, random_state: int = 0) -> dict[str, np.ndarray]:
+                 alphas=BANDED_ALPHAS, n_iter: int = 20, random_state: int = 0) -> dict[str, np.ndarray]:
     """Banded ridge over the feature spaces ``Xs`` (each (n_TRs, p_i)), leave-one-run-out CV over ``groups``.
 
     Returns ``split_r2`` (n_spaces, n_targets) on the test set (sums to the joint R²), ``r2`` (n_targets,) and

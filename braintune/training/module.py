@@ -12,8 +12,9 @@ import torch
 from torch import nn
 from torchmetrics.regression import PearsonCorrCoef
 
-from ..backbones import build_backbone, model_inputs, resolve_layer
+from ..backbones import build_backbone, resolve_layer
 from ..config import from_dict
+from ..data.modalities import backbone_inputs
 from ..heads import ParticipantHeads
 from ..losses import build_loss
 from ..pooling import TRPooling
@@ -25,7 +26,7 @@ class BrainTuner(L.LightningModule):
         self.save_hyperparameters()
         cfg = from_dict(config)
         self.optim_cfg = cfg.optim
-        self.backbone = build_backbone(cfg.backbone)
+        self.backbone = build_backbone(cfg.backbone, cfg.data)
         self.layer = resolve_layer(self.backbone, cfg.backbone.layer)
         p = cfg.pooling
         self.pooling = TRPooling(p.window_s, p.lag_s, p.n_windows, p.combine)
@@ -61,8 +62,8 @@ class BrainTuner(L.LightningModule):
 
     def features(self, batch: dict) -> torch.Tensor:
         """Batch -> pooled features (B, K, F) of the tuned layer."""
-        hidden = self.backbone(model_inputs(self.backbone, batch), [self.layer])[:, 0]  # (B, T, D)
-        w = self.pooling.weights(batch["tr_times"], batch["audio_start_s"], self.backbone.frame_rate, hidden.shape[1])
+        hidden = self.backbone(backbone_inputs(batch, self.backbone.modalities), [self.layer])[:, 0]  # (B, T, D)
+        w = self.pooling.weights(batch["tr_times"], batch["start_s"], self.backbone.frame_rate, hidden.shape[1])
         return self.pooling(hidden, w.to(hidden.device))  # (B, K, F)
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:

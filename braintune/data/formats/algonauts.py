@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..stimuli import StimulusError, audio_info
-from ..study import DataError, H5Response, Run, Study
+from ...errors import DataError, StimulusError
+from ..stimuli import audio_info
+from ..study import H5Response, Run, Study
 from ..timing import RunTiming
+from .base import DatasetFormat, TargetSpace
 
 TR = 1.49
 TR_TOLERANCE = 3  # rows a response may run past its stimulus (scanner tail) before it is refused
@@ -157,3 +159,15 @@ def default_splits(run_names: list[str]) -> tuple[list[str], list[str]]:
     test = parts(episodes[-1]) if episodes else []
     val = parts(episodes[-2]) if len(episodes) > 1 else []
     return test, val
+
+
+def _atlas(study: Study, participant: str, suffix: str) -> Path | None:
+    found = sorted((study.root / "fmri" / participant / "atlas").glob(f"*{suffix}"))
+    return found[0] if found else None
+
+
+FORMAT = DatasetFormat(
+    open=lambda root, options: open_study(root),
+    labels=lambda study, p: _atlas(study, p, ".tsv"),  # fmri/<p>/atlas/*.tsv: index, name per parcel
+    space=lambda study, p, options: (TargetSpace("parcels", atlas) if (atlas := _atlas(study, p, ".nii.gz")) else None),
+)

@@ -23,9 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..stimuli import StimulusError, audio_info
-from ..study import DataError, Run, Study
+from ...errors import DataError, StimulusError
+from ..stimuli import audio_info
+from ..study import Run, Study
 from ..timing import RunTiming
+from .base import DatasetFormat, TargetSpace
+
+@dataclass
+class BidsOptions:
+    """``data.bids``: which task, and how volumes become targets."""
+
+    task: str | None = None  # keep only files of this BIDS task (task-<name>); None: every task
+    mask: str | None = None  # volumes: brain-mask NIfTI (nonzero = keep); targets are the masked voxels
+    atlas: str | None = None  # volumes: parcellation NIfTI (integer ids); targets are parcel means
+
 
 TAIL_TRS = 10  # volumes a scan may run past the end of its stimulus before the pairing is refused
 _ENT = re.compile(r"_task-(?P<task>[a-zA-Z0-9]+)(?:_(?!run-)[a-zA-Z]+-[a-zA-Z0-9]+)*(?:_run-(?P<run>\d+))?")
@@ -183,3 +194,20 @@ def open_study(root: str | Path, task: str | None = None, mask: str | None = Non
         sources[(p, name)] = src
     sources = {k: ImageResponse(s.path, s.mask, s.atlas, s.right, runs[k[1]].timing.n_trs) for k, s in sources.items()}
     return Study("bids", root, runs, sources, [], [], problems)
+
+
+def _space(study: Study, participant: str, options: BidsOptions | None) -> TargetSpace | None:
+    first = study.sources[(participant, study.runs_of(participant)[0])]
+    while hasattr(first, "inner"):  # cache / row / column wrappers
+        first = first.inner
+    if first.path.name.endswith(".func.gii"):
+        return TargetSpace("surface")
+    if options is not None and options.atlas:
+        return TargetSpace("parcels", Path(options.atlas))
+    if options is not None and options.mask:
+        return TargetSpace("volume", Path(options.mask))
+    return None
+
+
+FORMAT = DatasetFormat(open=lambda root, o: open_study(root, o.task, o.mask, o.atlas) if o else open_study(root),
+                       options=BidsOptions, space=_space)

@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..stimuli import StimulusError, audio_info
-from ..study import DataError, H5Response, Run, Study
+from ...errors import DataError, StimulusError
+from ..stimuli import audio_info
+from ..study import H5Response, Run, Study
 from ..timing import RunTiming
+from .base import DatasetFormat
 
 CSV_COLUMNS = ("participant", "run", "stimulus", "response", "key", "tr", "first_tr_s")
 
@@ -115,3 +117,6 @@ def open_study(root: str | Path) -> Study:
                             f"{runs[row['run']].timing.n_trs}; one pairing in '{path}' is wrong")
         sources[(row["participant"], row["run"])] = src
     return Study("manifest", path, runs, sources, list(spec.get("test_runs", [])), list(spec.get("val_runs", [])), problems)
+
+
+FORMAT = DatasetFormat(open=lambda root, options: open_study(root))

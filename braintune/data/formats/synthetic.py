@@ -7,6 +7,11 @@ The test story is presented ``N_REPEATS`` times with independent noise, as ``ind
 Word timings: every tone is a "word" from its kind's vocabulary (``WORDS``), written as
 ``derivative/TextGrids/{story}.TextGrid``, so the planted signal is also driven by word identity.
 The ground truth (weights, noise, expected ceilings) is saved as ``ground_truth.json`` / ``.npz``.
+
+The files follow ds003020's arithmetic, written here as the dataset's code has it (not from the reader's
+constants, so that the reader is tested against the convention, not against itself): triggers every 2.0 s,
+the audio starting 10 s after the first, ``respdict`` = scan volumes, and hf5 rows = volumes 10 .. n − 11,
+so row ``j`` is the volume whose middle sits at audio time ``2j + 11`` s.
 """
 from __future__ import annotations
 
@@ -20,8 +25,10 @@ import numpy as np
 import soundfile as sf
 from scipy.stats import gamma
 
-from ..study import DataError, Study
+from ...errors import DataError
+from ..study import Study
 from . import lebel
+from .base import DatasetFormat
 
 SAMPLE_RATE = 16000
 N_FEATURES = 4
@@ -32,15 +39,19 @@ ENVELOPE_RATE = 100  # Hz of the latent intensity signal
 WORDS = (("low", "deep", "bass"), ("mid", "warm", "round"), ("high", "bright", "clear"), ("top", "sharp", "thin"))  # per kind
 
 
+SCAN_TR_S, AUDIO_START_S, MISSING_START, MISSING_END = 2.0, 10.0, 10, 10  # ds003020's arithmetic (see lebel.py)
+
+
 @dataclass
 class SyntheticSpec:
+    """``data.synthetic``: the size of the embedded story dataset (written in the LeBel layout on first use)."""
+
     participants: int = 4
     stories: int = 6
     story_seconds: float = 150.0
     targets: list[int] = field(default_factory=lambda: [40, 48, 56, 36])
     noise: float = 1.0
     seed: int = 0
-    tr: float = lebel.TR
 
 
 def participant_names(n: int) -> list[str]:
@@ -98,10 +109,11 @@ def _write_textgrid(path: Path, words: list, seconds: float) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _latent(env: np.ndarray, seconds: float, tr: float) -> np.ndarray:
-    """Per scan TR, mean intensity over the preceding TR, convolved with the HRF -> (n_scan_trs, N_FEATURES)."""
-    n_scan = round((seconds + 2 * lebel.SOUND_START_S) / tr)
-    audio_t = np.arange(n_scan) * tr - lebel.SOUND_START_S  # audio time of every trigger
+def _latent(env: np.ndarray, seconds: float) -> np.ndarray:
+    """Per scan volume, mean intensity over the TR before its middle, convolved with the HRF -> (n_volumes, N_FEATURES)."""
+    tr = SCAN_TR_S
+    n_scan = round((seconds + 2 * AUDIO_START_S) / tr)
+    audio_t = np.arange(n_scan) * tr - AUDIO_START_S + tr / 2  # audio time of the middle of every volume
     x = np.zeros((n_scan, N_FEATURES), np.float32)
     for s, t in enumerate(audio_t):
         i0, i1 = max(int((t - tr) * ENVELOPE_RATE), 0), min(int(t * ENVELOPE_RATE), len(env))
@@ -126,13 +138,13 @@ def write_story_dataset(root: str | Path, spec: SyntheticSpec) -> Path:
         weights[p] = w.astype(np.float32)
     (root / "stimuli").mkdir(parents=True, exist_ok=True)
     respdict = {}
-    trim = slice(lebel.TRIM_START, -lebel.TRIM_END)
     for story in story_names(spec.stories):
         wave, env, words = _story_audio(rng, spec.story_seconds)
         _write_textgrid(root / "derivative" / "TextGrids" / f"{story}.TextGrid", words, spec.story_seconds)
         sf.write(root / "stimuli" / f"{story}.wav", wave, SAMPLE_RATE, subtype="PCM_16")
-        z = _latent(env, spec.story_seconds, spec.tr)[trim]
-        respdict[story] = len(z)
+        volumes = _latent(env, spec.story_seconds)
+        respdict[story] = len(volumes)  # the scan's volumes; the hf5 lacks the first and last 10
+        z = volumes[MISSING_START : len(volumes) - MISSING_END]
         for p in names:
             signal = z @ weights[p]
             out = root / "derivative" / "preprocessed_data" / p
@@ -172,6 +184,9 @@ def open_study(root: str | Path, spec: SyntheticSpec) -> Study:
         raise DataError(f"'{root}' exists and is not a braintune synthetic dataset; choose an empty or new data.root for format 'synthetic'")
     else:
         write_story_dataset(root, spec)
-    study = lebel.open_study(root, spec.tr)
+    study = lebel.open_study(root)
     study.format = "synthetic"
     return study
+
+
+FORMAT = DatasetFormat(open=lambda root, spec: open_study(root, spec or SyntheticSpec()), options=SyntheticSpec)

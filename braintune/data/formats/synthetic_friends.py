@@ -21,9 +21,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ...errors import DataError
 from ..responses import zscore
-from ..study import DataError, Study
+from ..study import Study
 from . import algonauts
+from .base import DatasetFormat
 from .synthetic import hrf
 
 SAMPLE_RATE = 16000
@@ -38,6 +40,8 @@ H5_NAME = "{p}_task-{task}_space-MNI152NLin2009cAsym_atlas-Schaefer18_parcel-100
 
 @dataclass
 class FriendsSpec:
+    """``data.synthetic_friends``: the size of the planted Friends dataset (written in the Algonauts layout on first use)."""
+
     participants: int = 3
     episodes: int = 3  # season-6 episodes of two parts each; the last is the default test, the one before val
     episode_seconds: float = 45.0
@@ -216,3 +220,7 @@ def open_study(root: str | Path, spec: FriendsSpec) -> Study:
     study = algonauts.open_study(root)
     study.format = "synthetic_friends"
     return study
+
+
+FORMAT = DatasetFormat(open=lambda root, spec: open_study(root, spec or FriendsSpec()), options=FriendsSpec,
+                       trim_trs=algonauts.FORMAT.trim_trs, labels=algonauts.FORMAT.labels, space=algonauts.FORMAT.space)

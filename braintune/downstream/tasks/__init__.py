@@ -1,14 +1,18 @@
-"""Downstream task registry ``TASKS``: task name -> reader ``(root, seed) -> TaskData`` (see ``base``)."""
+"""Downstream task registry ``TASKS``: task name -> reader ``(root, seed) -> TaskData`` (see ``base``).
+
+Tasks from other packages register through the ``braintune.tasks`` entry point group (docs/extending.md).
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ...data.study import DataError
+from ...errors import DataError
+from ...registry import Registry
 from . import manifest, mosei, mustard, speech, timit
 from .base import Item, TaskData
 
-TASKS: dict[str, Callable[[str, int], TaskData]] = {
+TASKS: Registry[Callable[[str, int], TaskData]] = Registry("braintune.tasks", "downstream task", {
     "mustard": mustard.read_speaker_independent,
     "mustard_dependent": mustard.read_speaker_dependent,
     "speech_commands": speech.read_speech_commands,
@@ -19,18 +23,17 @@ TASKS: dict[str, Callable[[str, int], TaskData]] = {
     "mosei": mosei.read_binary,
     "mosei_score": mosei.read_score,
     "csv": manifest.read_manifest,
-}
+})
 
 __all__ = ["TASKS", "Item", "TaskData", "read_task"]
 
 
 def read_task(name: str, root: str | Path, seed: int = 0) -> TaskData:
     """Read task ``name`` from ``root``; an unknown name lists the known ones."""
-    if name not in TASKS:
-        raise DataError(f"downstream task '{name}' is not known; available: {', '.join(sorted(TASKS))}")
+    reader = TASKS[name]  # an unknown name lists the known ones
     if root is None or not Path(root).exists():
         raise DataError(f"downstream task '{name}': root '{root}' does not exist; set downstream.root (or downstream.roots.{name})")
-    data = TASKS[name](str(root), seed)
+    data = reader(str(root), seed)
     if not data.items:
         raise DataError(f"downstream task '{name}' found no usable items under '{root}' (skipped: {data.skipped})")
     return data

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ...data.study import DataError
+from ...errors import DataError
 
 
 @dataclass

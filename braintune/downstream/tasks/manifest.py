@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ...data.study import DataError
+from ...errors import DataError
 from .base import Item, TaskData, require_file, stratified_folds
 
 SPLITS = ("train", "validation", "test")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ...data.study import DataError
+from ...errors import DataError
 from .base import Item, TaskData, require_file
 
 LAYOUT = ("CMU-MOSEI needs ROOT/labels.csv (columns segment,sentiment,split[,text]) and ROOT/audio/<segment>.wav; "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...data.study import DataError
+from ...errors import DataError
 from .base import Item, TaskData, require_file
 
 CREMA_EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...data.study import DataError
+from ...errors import DataError
 from .base import Item, TaskData
 
 FOLD = {

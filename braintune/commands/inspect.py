@@ -1,6 +1,6 @@
 """A dataset root + its layout name -> what braintune found there: participants, runs, TRs, targets, problems.
 
-``python -m braintune inspect ROOT --format algonauts [--json PATH]`` prints the summary and, with
+``braintune inspect ROOT --format algonauts [--json PATH]`` prints the summary and, with
 ``--json``, writes it as ``{"participants", "runs", "n_trs", "n_targets", "tr", "stimulus_s", "problems"}``.
 Exits with status 2 and one message (no traceback) when the data cannot be used.
 """
@@ -50,24 +50,26 @@ def render(s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import user_errors
-    from .config import DataConfig
-    from .data.formats import FORMATS, open_study
+    from ..config import DataConfig
+    from ..data.formats import FORMATS, open_study
+    from ..data.formats.bids import BidsOptions
+    from ..errors import DataError, UserError
 
-    parser = argparse.ArgumentParser(prog="python -m braintune inspect", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="braintune inspect", description=__doc__.splitlines()[0])
     parser.add_argument("root", help="dataset directory (or manifest file for --format manifest)")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS))
     parser.add_argument("--task", default=None, help="bids: keep only this task")
     parser.add_argument("--json", default=None, help="also write the summary to this JSON file")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of every error")
     args = parser.parse_args(argv)
     try:
         if not Path(args.root).exists():
-            from .data.study import DataError
-
             raise DataError(f"'{args.root}' does not exist; give the dataset's root directory")
-        study = open_study(DataConfig(format=args.format, root=args.root, task=args.task))
+        study = open_study(DataConfig(format=args.format, root=args.root, bids=BidsOptions(task=args.task)))
         summary = summarize(study)
-    except user_errors() as err:
+    except UserError as err:
+        if args.debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(render(summary))

@@ -1,0 +1,124 @@
+"""``evaluate.py alignment`` / ``compare``: one model (``checkpoint=``, else the configured backbone) or several
+(``alignment.models``) -> summary.json, per-target .npz and PNGs in out_dir.
+
+Features are cached per model and run (``alignment.cache_dir``, ``evaluation.cache``). Efficiency curves
+(``alignment.efficiency``, always on in compare) use the held-out participants, else every participant.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config, save_config
+from ..data.datamodule import Splits
+from ..data.formats import target_space
+from ..data.study import Study
+from ..errors import ConfigError
+from ..evaluation.alignment import measure_alignment, study_columns
+from ..evaluation.cache import FeatureCache
+from ..evaluation.compare import compare_pair, efficiency_summary, participant_efficiency, run_counts
+from ..evaluation.plots import brain_map, plot_efficiency, plot_layers, plot_regions
+from ..evaluation.results import AlignmentResult
+from ..models import Model, checkpoint_entry, load_model, unique_names
+from .common import alignment_settings, open_splits, write_summary
+
+log = logging.getLogger(__name__)
+
+
+def feature_cache(cfg: Config, model: Model) -> FeatureCache | None:
+    """The ``FeatureCache`` of ``model``, or None when ``alignment.cache_dir`` is None."""
+    return None if cfg.alignment.cache_dir is None else FeatureCache(cfg.alignment.cache_dir, model.key)
+
+
+def brain_maps(cfg: Config, study: Study, result: AlignmentResult, out_dir: Path, prefix: str = "r_map") -> list[str] | str:
+    """r maps per participant for targets that are voxels of a volume mask; otherwise the reason there are none."""
+    files = []
+    for p, res in result.participants.items():
+        space = target_space(study, p, cfg.data)
+        if space is None or space.kind != "volume":
+            return "no brain maps: the targets are not voxels of a volume mask (parcels, surfaces or h5 data)"
+        targets = study_columns(study, p)[res.kept]
+        nii, png = brain_map(res.r[result.layer], targets, space.image, out_dir / f"{prefix}_{p}")
+        files += [nii.name, png.name]
+    return files
+
+
+def efficiency_curves(cfg: Config, study: Study, splits: Splits, result: AlignmentResult) -> dict:
+    """{participant: EfficiencyCurve} at the headline layer for the held-out participants (else every participant)."""
+    participants = splits.heldout or splits.participants
+    n_train = min(len([r for r in study.runs_of(p) if r not in splits.test_runs]) for p in participants)
+    n_runs = run_counts(list(cfg.alignment.efficiency_runs), n_train)
+    params = alignment_settings(cfg).encoder_params()
+    return {p: participant_efficiency(study, p, result.features, result.layers.index(result.layer), splits.test_runs,
+                                      n_runs, params, cfg.trainer.seed) for p in participants}
+
+
+def measure_model(cfg: Config, study: Study, splits: Splits, model: Model) -> tuple[AlignmentResult, dict]:
+    """One model -> its alignment result and summary."""
+    cache = feature_cache(cfg, model)
+    result = measure_alignment(model.backbone, model.layer, study, splits.participants + splits.heldout,
+                               splits.test_runs, alignment_settings(cfg), model.device, cache)
+    summary = result.summary()
+    summary.update(model=model.entry, checkpoint=cfg.checkpoint, backbone=model.config.backbone.name)
+    if cache is not None:
+        summary["feature_cache"] = {"dir": str(cache.dir), "hits": cache.hits, "misses": cache.misses}
+    return result, summary
+
+
+def alignment(cfg: Config) -> dict:
+    """Measure every participant (tuned and held out) on the test runs; write summary.json, alignment.npz, PNGs."""
+    out_dir = Path(cfg.out_dir)
+    save_config(cfg, out_dir / "config.yaml")
+    study, splits = open_splits(cfg)
+    model = load_model(checkpoint_entry(cfg), cfg)
+    result, summary = measure_model(cfg, study, splits, model)
+    summary.update(test_runs=splits.test_runs, heldout_participants=splits.heldout)
+    plots = [plot_layers({model.name: summary}, out_dir / "alignment_by_layer.png").name]
+    if plot_regions({model.name: summary}, out_dir / "alignment_by_region.png"):
+        plots.append("alignment_by_region.png")
+    if cfg.alignment.efficiency:
+        summary["efficiency"] = efficiency_summary({model.name: efficiency_curves(cfg, study, splits, result)}, model.name)
+        plots.append(plot_efficiency(summary["efficiency"], out_dir / "data_efficiency.png").name)
+    summary["plots"], summary["brain_maps"] = plots, brain_maps(cfg, study, result, out_dir)
+    np.savez(out_dir / "alignment.npz", **result.arrays())
+    write_summary(summary, out_dir, study)
+    return summary
+
+
+def compare(cfg: Config) -> dict:
+    """Alignment of every ``alignment.models`` entry, then each one against the first with statistics."""
+    entries = list(cfg.alignment.models)
+    if len(entries) < 2:
+        raise ConfigError("evaluate.py compare needs two or more models: alignment.models=[base,runs/x/checkpoints/best.ckpt]")
+    out_dir = Path(cfg.out_dir)
+    save_config(cfg, out_dir / "config.yaml")
+    study, splits = open_splits(cfg)
+    models, results, curves, maps = {}, {}, {}, {}
+    for name, entry in zip(unique_names(entries), entries):
+        log.info("alignment of %s", name)
+        model = load_model(entry, cfg)
+        results[name], models[name] = measure_model(cfg, study, splits, model)
+        safe = name.replace("/", "_").replace("#", "_").replace(":", "_")
+        np.savez(out_dir / f"alignment_{safe}.npz", **results[name].arrays())
+        curves[name] = efficiency_curves(cfg, study, splits, results[name])
+        maps[name] = brain_maps(cfg, study, results[name], out_dir, f"r_map_{safe}")
+        del model
+    reference = next(iter(results))
+    differences, tests = {}, {}
+    for name in list(results)[1:]:
+        key = f"{name} - {reference}"
+        differences[key], tests[key] = compare_pair(results[reference], results[name], cfg.alignment.block_trs,
+                                                    cfg.alignment.n_boot, cfg.trainer.seed)
+    eff_ref = "base" if "base" in curves else reference
+    summary = {"models": models, "reference": reference, "differences": differences, "tests": tests,
+               "efficiency": efficiency_summary(curves, eff_ref), "test_runs": splits.test_runs,
+               "heldout_participants": splits.heldout, "brain_maps": maps}
+    plots = [plot_layers(models, out_dir / "alignment_by_layer.png").name,
+             plot_efficiency(summary["efficiency"], out_dir / "data_efficiency.png").name]
+    if plot_regions(models, out_dir / "alignment_by_region.png"):
+        plots.append("alignment_by_region.png")
+    summary["plots"] = plots
+    write_summary(summary, out_dir, study)
+    return summary

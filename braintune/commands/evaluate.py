@@ -1,0 +1,36 @@
+"""``braintune evaluate NAME -c CONFIG [key=value ...]`` (also ``python evaluate.py NAME ...``).
+
+alignment   ridge encoding models per participant and layer on the test runs (checkpoint=PATH, or the
+            configured backbone); writes OUT_DIR/summary.json, alignment.npz and alignment_by_layer.png
+            (+ data_efficiency.png with alignment.efficiency=true).
+compare     alignment of every alignment.models entry (base, a .ckpt, an exported HF dir), differences against
+            the first with paired tests, block-bootstrap CIs and data-efficiency curves; summary.json + PNGs.
+downstream  linear probes per layer on downstream tasks (downstream.task / downstream.tasks, downstream.root);
+            several models side by side with downstream.compare=[base, other.ckpt]; writes summary.json
+            and OUT_DIR/downstream_<task>.png.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from .common import parse_args, run_command
+
+# name -> "module:function" taking a Config and returning the summary
+EVALUATIONS = {
+    "alignment": "braintune.commands.alignment:alignment",
+    "compare": "braintune.commands.alignment:compare",
+    "downstream": "braintune.commands.downstream:downstream",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in EVALUATIONS:
+        print(f"usage: evaluate.py {{{','.join(EVALUATIONS)}}} -c CONFIG [key=value ...]\n\n{__doc__}", file=sys.stderr)
+        return 2
+    name = argv.pop(0)
+    cfg, args = parse_args(argv, prog=f"evaluate.py {name}")
+    module, function = EVALUATIONS[name].split(":")
+    command = getattr(importlib.import_module(module), function)
+    return run_command(lambda: command(cfg), cfg.out_dir, args.debug)

@@ -1,0 +1,109 @@
+"""``braintune train`` / ``python train.py -c CONFIG``: data, module, logger, callbacks, Lightning Trainer, and the
+alignment before and after tuning; writes ``out_dir/config.yaml``, checkpoints under ``out_dir/checkpoints`` and
+ends with ``out_dir/summary.json``."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+
+from ..config import Config, save_config, to_dict
+from ..data.datamodule import build_datamodule
+from ..downstream.callback import DownstreamProbeCallback
+from ..evaluation.alignment import measure_alignment
+from ..models import load_model, resolve_device
+from ..pooling import TRPooling
+from ..training.callbacks import FrozenBackboneEval
+from ..training.module import BrainTuner
+from ..training.setup import build_trainer, freeze_for, init_from_checkpoint
+from .common import alignment_settings, parse_args, run_command, write_summary
+from .downstream import task_roots
+
+log = logging.getLogger(__name__)
+
+
+def downstream_callbacks(cfg: Config) -> list[Callback]:
+    """[DownstreamProbeCallback] when ``downstream.callback_tasks`` is set; tasks are read (and bad layouts refused)
+    here, before any training step."""
+    from ..downstream.evaluate import read_tasks
+
+    dc = cfg.downstream
+    if not dc.callback_tasks:
+        return []
+    names = list(dc.callback_tasks)
+    tasks = read_tasks(names, task_roots(dc, names), dc.callback_max_items, dc.seed, dc.synthetic)
+    return [DownstreamProbeCallback(tasks, dc.every_n_epochs, dc.layers, dc.probe, dc.cv_folds, dc.seed)]
+
+
+def _alignment(cfg: Config, backbone, layer: int, dm, groups: dict[str, list[str]]) -> dict[str, dict]:
+    """Alignment summary of each non-empty participant group, from one feature extraction for all of them."""
+    backbone.to(resolve_device(cfg.trainer.accelerator))
+    groups = {k: v for k, v in groups.items() if v}
+    result = measure_alignment(backbone, layer, dm.study, [p for v in groups.values() for p in v], dm.splits.test_runs,
+                               alignment_settings(cfg), next(backbone.parameters()).device)
+    return {k: result.subset(v).summary() for k, v in groups.items()}
+
+
+def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
+    """Brain-tune as configured, with extra Lightning ``callbacks``; returns (and writes) the summary."""
+    out_dir = Path(cfg.out_dir)
+    save_config(cfg, out_dir / "config.yaml")
+    started = time.time()
+    L.seed_everything(cfg.trainer.seed, workers=True)
+    p = cfg.pooling
+    dm = build_datamodule(cfg, TRPooling(p.window_s, p.lag_s, p.n_windows, p.combine).span)
+    module = BrainTuner(to_dict(cfg), dm.responses.n_targets)
+    dm.spec = module.backbone.spec
+    new = init_from_checkpoint(module, cfg.init_from) if cfg.init_from else None
+    freeze_for(module, cfg.optim.train_only, new)
+
+    # measured once, by the first process (under DDP every process runs this function)
+    measure = cfg.alignment.after_training and rank_zero_only.rank == 0
+    groups = {"tuned": dm.splits.participants, "heldout": dm.splits.heldout}
+    before = _alignment(cfg, module.backbone, module.layer, dm, groups) if measure else {}
+
+    ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch}", monitor="val/pearson", mode="max", save_last=True)
+    callbacks = [ckpt, LearningRateMonitor("step"), *callbacks]
+    callbacks += [FrozenBackboneEval()] if cfg.optim.train_only != "all" else []
+    # a participant who did not hear every training run is missing from some batches: its head gets no gradient
+    uneven = any(set(dm.splits.train_runs) - set(dm.study.runs_of(p)) for p in dm.splits.participants)
+    trainer = build_trainer(cfg, out_dir, callbacks, find_unused=uneven)
+    last = out_dir / "checkpoints" / "last.ckpt"
+    resume = str(last) if cfg.resume and last.is_file() else None
+    if resume:
+        log.info("resuming from %s", resume)
+    trainer.fit(module, dm, ckpt_path=resume)
+
+    summary = {
+        "checkpoint": ckpt.best_model_path or None,
+        "best_val_pearson": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
+        "epochs": trainer.current_epoch, "optimizer_steps": trainer.global_step,
+        "participants": dm.splits.participants, "heldout_participants": dm.splits.heldout,
+        "runs": {"train": dm.splits.train_runs, "val": dm.splits.val_runs, "test": dm.splits.test_runs},
+        "n_targets": dm.responses.n_targets, "excluded_targets": dm.responses.excluded,
+    }
+    if measure and trainer.is_global_zero:
+        best = load_model(ckpt.best_model_path, cfg) if ckpt.best_model_path else None
+        after = _alignment(cfg, best.backbone if best else module.backbone, best.layer if best else module.layer, dm, groups)
+        summary["alignment"] = {"before": before["tuned"], "after": after["tuned"]}
+        if "heldout" in before:
+            summary["alignment"]["heldout_participant"] = {"before": before["heldout"], "after": after["heldout"]}
+    if new is not None:
+        summary["new_participants"] = new
+    summary["seconds"] = round(time.time() - started, 1)
+    if cfg.logger.kind == "wandb":
+        import wandb
+
+        wandb.finish()  # close the run so that the offline directory is complete and a next run starts fresh
+    if trainer.is_global_zero:
+        write_summary(summary, out_dir, dm.study)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, args = parse_args(argv, prog="braintune train")
+    return run_command(lambda: train(cfg, downstream_callbacks(cfg)), cfg.out_dir, args.debug)

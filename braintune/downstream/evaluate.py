@@ -1,0 +1,124 @@
+"""Task data + per-model pooled features -> probe results per layer, comparisons between models, a plot per task.
+
+The library half of ``evaluate.py downstream`` and of the training callback: reading the configured tasks
+(subsampled, synthetic MUStARD written on request), labels as arrays, layer selection and the per-task result
+dict that summary.json holds.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import probe as P
+from .tasks import TaskData, read_task
+from .tasks.synthetic_mustard import write_if_missing
+
+log = logging.getLogger(__name__)
+
+
+def read_tasks(names: list[str], roots: dict[str, str | None], max_items: int | None, seed: int,
+               synthetic: bool = False) -> dict[str, TaskData]:
+    """Each named task from ``roots[name]``, subsampled; with ``synthetic`` a missing MUStARD root is written first."""
+    for name in names:
+        if synthetic and write_if_missing(name, roots[name], seed):
+            log.info("downstream.synthetic: wrote a planted MUStARD-layout dataset to %s", roots[name])
+    return {n: subsample(read_task(n, roots[n], seed), max_items, seed) for n in names}
+
+
+def subsample(data: TaskData, max_items: int | None, seed: int) -> TaskData:
+    """At most ``max_items`` items (seeded draw, item order kept); the rest are counted in ``skipped``."""
+    if max_items is None or len(data.items) <= max_items:
+        return data
+    keep = np.sort(np.random.default_rng(seed).permutation(len(data.items))[:max_items])
+    data.skipped["not drawn (downstream.max_items)"] = len(data.items) - max_items
+    data.items = [data.items[i] for i in keep]
+    return data
+
+
+def label_array(data: TaskData) -> np.ndarray:
+    if data.kind == "multilabel":
+        from sklearn.preprocessing import MultiLabelBinarizer
+
+        return MultiLabelBinarizer(classes=data.label_names).fit_transform([it.label for it in data.items])
+    if data.kind == "regression":
+        return np.asarray([float(it.label) for it in data.items])
+    return np.asarray([str(it.label) for it in data.items])
+
+
+def select_layers(features: np.ndarray, layers) -> tuple[np.ndarray, list[int]]:
+    """(N, L, D) features at ``layers`` (None: all) and their non-negative indices; out-of-range layers are refused."""
+    n = features.shape[1]
+    bad = [l for l in (layers or []) if not -n <= l < n]
+    if bad:
+        raise ConfigError(f"downstream.layers {bad} out of range: the model has {n} hidden states (0..{n - 1})")
+    idx = list(range(n)) if layers is None else [l % n for l in layers]
+    return features[:, idx], idx
+
+
+def evaluate_features(features, labels, splits, kind: str, layer_ids: list[int], probe="logistic", cv_folds=5,
+                      seed=0, n_boot=1000) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Probe every layer of (N, L, D) features. Returns (result dict, test item indices, headline predictions)."""
+    test_idx, preds, cv_scores, chance_pred = P.layerwise_predictions(features, labels, splits, kind, probe, cv_folds, seed)
+    y_test = labels[test_idx]
+    per_layer = {str(layer): {**P.metrics(y_test, preds[j], kind), "cv_score": float(cv_scores[j])}
+                 for j, layer in enumerate(layer_ids)}
+    best = int(np.argmax(cv_scores))  # chosen on the training items' CV, never on test items
+    head = P.metrics(y_test, preds[best], kind)
+    chance = P.metrics(y_test, chance_pred, kind)
+    result = {
+        "layer": layer_ids[best], **head,
+        "ci": P.bootstrap_ci(y_test, preds[best], kind, n_boot, seed) if n_boot else {},
+        "chance": 0.0 if kind == "regression" else chance["accuracy"],
+        "chance_f1": None if kind == "regression" else chance["f1"],
+        "mean_over_layers": {k: float(np.mean([m[k] for m in per_layer.values()])) for k in head},
+        "per_layer": per_layer,
+    }
+    if kind == "regression":
+        result.update({"accuracy": None, "f1": None})
+    return result, test_idx, preds[best]
+
+
+def run_task(data: TaskData, feats_by_model: dict[str, np.ndarray], layers, probe: str, cv_folds: int, seed: int,
+             n_boot: int) -> dict:
+    """Every model's probes on one task, and the first model against each other model on the same test items."""
+    labels, splits = label_array(data), np.asarray([it.split for it in data.items])
+    models, heads = {}, {}
+    for model_name, feats in feats_by_model.items():
+        chosen, layer_ids = select_layers(feats, layers)
+        models[model_name], test_idx, heads[model_name] = evaluate_features(
+            chosen, labels, splits, data.kind, layer_ids, probe, cv_folds, seed, n_boot)
+    y_test = labels[test_idx]
+    names = list(models)
+    comparisons = [{"a": names[0], "b": other, **P.paired_comparison(y_test, heads[names[0]], heads[other], data.kind,
+                                                                      n_boot or 1000, seed)}
+                   for other in names[1:]]
+    counts = {s: int(np.sum(splits == s)) for s in sorted(set(splits))}
+    return {**models[names[0]], "kind": data.kind, "model": names[0], "n_items": counts, "n_test": int(len(test_idx)),
+            "skipped": data.skipped, "split_rule": data.split_rule, "models": models, "comparisons": comparisons}
+
+
+def plot_task(name: str, result: dict, out_dir: Path) -> Path:
+    """Accuracy and macro-F1 (or r) per layer, one line per model -> out_dir/downstream_<task>.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["r"] if result["kind"] == "regression" else ["accuracy", "f1"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for model_name, res in result["models"].items():
+            layers = [int(l) for l in res["per_layer"]]
+            ax.plot(layers, [res["per_layer"][str(l)][key] for l in layers], marker="o", label=model_name)
+        if key == "accuracy":
+            ax.axhline(result["chance"], color="grey", ls="--", label="chance (majority)")
+        ax.set(xlabel="hidden state (0 = embeddings)", ylabel=key, title=f"{name}: {key}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(out_dir) / f"downstream_{name}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

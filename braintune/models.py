@@ -1,0 +1,167 @@
+"""A model entry + the config -> one ``Model``: the backbone under test, its headline layer, cache key, device and
+stimulus spec. Every command that measures a model loads it here.
+
+Entry grammar (``alignment.models``, ``downstream.compare``, ``checkpoint=``):
+
+* ``base`` -- the backbone as configured (``backbone.*``; built from its config with ``trainer.seed``, or a hub
+  checkpoint / local directory in ``backbone.name``);
+* a braintune checkpoint file (``out_dir/checkpoints/*.ckpt``) -- rebuilt from the config it carries, weights
+  loaded without unpickling code (``torch.load(weights_only=True)``);
+* an exported model directory (``braintune export``) -- its ``braintune_config.yaml`` says what it is;
+* ``<control>:<entry>`` -- a control applied to another entry (``CONTROLS``: e.g. a freshly initialised copy).
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .backbones import build_backbone, resolve_layer
+from .config import Config, from_dict, load_config, to_dict
+from .errors import ConfigError
+from .heads import ParticipantHeads
+from .pooling import TRPooling
+from .provenance import CODE_VERSION, digest, file_identity
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+
+EXPORT_CONFIG = "braintune_config.yaml"
+
+
+@dataclass
+class Model:
+    """The model under test. ``config`` is the config that describes it (a checkpoint's own, for checkpoints)."""
+
+    name: str  # its key in summaries
+    entry: str  # as given
+    backbone: nn.Module
+    layer: int  # the headline hidden state (the one the heads read)
+    key: str  # cache key: identity of the weights + code version
+    device: str
+    config: Config
+    heads: ParticipantHeads | None = None  # the participant heads of a checkpoint
+
+    @property
+    def spec(self):
+        """What the backbone reads (``data.modalities.StimulusSpec``)."""
+        return self.backbone.spec
+
+
+def resolve_device(accelerator: str = "auto") -> str:
+    """The one device choice of braintune: ``cuda`` when asked for (or ``auto``) and present, else ``cpu``."""
+    if accelerator in ("cpu",):
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if accelerator in ("gpu", "cuda"):
+        raise ConfigError(f"trainer.accelerator is '{accelerator}' but this machine has no CUDA GPU; "
+                          "use trainer.accelerator=cpu (or auto)")
+    return "cpu"
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A braintune checkpoint -> {"config": dict, "n_targets": dict, "state_dict": dict}, read with
+    ``weights_only=True`` (a checkpoint whose pickle would run code is refused, never executed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint '{path}' is not a file; braintune writes them to OUT_DIR/checkpoints/")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ConfigError(f"checkpoint '{path}' holds objects that only an unsafe load could build; braintune refuses to "
+                          f"unpickle code from a file ({str(err).splitlines()[0][:160]})") from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ConfigError(f"checkpoint '{path}' cannot be read ({type(err).__name__}: {err}); it is truncated or not a "
+                          "torch checkpoint") from err
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not hp or "config" not in hp or "state_dict" not in ckpt:
+        raise ConfigError(f"'{path}' holds no braintune config and weights; is it a braintune checkpoint?")
+    return {"config": hp["config"], "n_targets": dict(hp["n_targets"]), "state_dict": ckpt["state_dict"],
+            "braintune": ckpt.get("braintune", {})}
+
+
+def model_name(entry: str) -> str:
+    """A readable summary key: ``base``, ``RUN/stem`` for ``RUN/checkpoints/stem.ckpt``, a directory's name."""
+    if ":" in entry and entry.split(":", 1)[0] in CONTROLS:
+        control, inner = entry.split(":", 1)
+        return f"{control}:{model_name(inner)}"
+    path = Path(entry)
+    if entry == "base" or not path.exists():
+        return entry
+    if path.is_file():
+        resolved = path.resolve()
+        return (resolved.parent.parent.name + "/" if resolved.parent.name == "checkpoints" else "") + resolved.stem
+    return path.resolve().name
+
+
+def unique_names(entries: list[str]) -> list[str]:
+    """``model_name`` of each entry, with ``#i`` added where two entries would share a key."""
+    names = [model_name(e) for e in entries]
+    return [f"{n}#{i}" if names[:i].count(n) else n for i, n in enumerate(names)]
+
+
+def _base(cfg: Config) -> tuple[nn.Module, Config, str, None]:
+    torch.manual_seed(cfg.trainer.seed)  # a backbone built from its config alone is randomly initialised: reproducible
+    backbone = build_backbone(cfg.backbone, cfg.data)
+    ident = {"backbone": to_dict(cfg)["backbone"], "seed": cfg.trainer.seed}
+    if cfg.backbone.name and Path(cfg.backbone.name).exists():
+        ident["files"] = file_identity(cfg.backbone.name)
+    return backbone, cfg, digest(ident), None
+
+
+def _checkpoint(path: str, cfg: Config) -> tuple[nn.Module, Config, str, ParticipantHeads]:
+    ckpt = load_checkpoint(path)
+    own = from_dict(ckpt["config"])
+    backbone = build_backbone(own.backbone, own.data)
+    state = ckpt["state_dict"]
+    backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")})
+    p = own.pooling
+    in_features = TRPooling(p.window_s, p.lag_s, p.n_windows, p.combine).out_features(backbone.hidden_size)
+    heads = ParticipantHeads(in_features, ckpt["n_targets"], own.head.kind, own.head.rank)
+    heads.load_state_dict({k[len("heads."):]: v for k, v in state.items() if k.startswith("heads.")})
+    return backbone, own, digest({"checkpoint": file_identity(path)[1:]}), heads.eval()
+
+
+def _export(directory: str, cfg: Config) -> tuple[nn.Module, Config, str, None]:
+    own_path = Path(directory) / EXPORT_CONFIG
+    own = load_config(own_path) if own_path.is_file() else cfg
+    own = replace(own, backbone=replace(own.backbone, name=str(directory), config={}, finetune="frozen"))
+    backbone = build_backbone(own.backbone, own.data)
+    return backbone, own, digest({"export": file_identity(directory)[2:]}), None
+
+
+def load_model(entry: str, cfg: Config, device: str | None = None) -> Model:
+    """The model an entry names (see the module docstring), on ``device`` (default: ``resolve_device``), frozen."""
+    device = device or resolve_device(cfg.trainer.accelerator)
+    head, _, rest = entry.partition(":")
+    if rest and head in CONTROLS:
+        return CONTROLS[head](load_model(rest, cfg, device), cfg)
+    path = Path(entry)
+    if entry == "base":
+        backbone, own, key, heads = _base(cfg)
+    elif path.is_file():
+        backbone, own, key, heads = _checkpoint(entry, cfg)
+    elif path.is_dir():
+        backbone, own, key, heads = _export(entry, cfg)
+    else:
+        raise ConfigError(f"model '{entry}' is neither 'base', a checkpoint file, an exported model directory nor "
+                          f"'<control>:<model>' (controls: {', '.join(sorted(CONTROLS)) or 'none'}); "
+                          "for a hub checkpoint set backbone.name and use 'base'")
+    backbone = backbone.to(device).eval().requires_grad_(False)
+    layer = resolve_layer(backbone, own.backbone.layer)
+    return Model(model_name(entry), entry, backbone, layer, f"{key}-c{CODE_VERSION}", device, own, heads)
+
+
+def checkpoint_entry(cfg: Config) -> str:
+    """The entry of the model a single-model command measures: ``checkpoint=`` if given, else ``base``."""
+    return cfg.checkpoint or "base"
+
+
+# <control>:<entry> -> a transformed Model; the analyses of issue 11 register untrained / shuffled / no_positions here
+CONTROLS: Registry[Callable[[Model, Config], Model]] = Registry("braintune.controls", "model control", {})
