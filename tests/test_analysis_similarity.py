@@ -111,7 +111,7 @@ def test_pca_is_fitted_on_training_trs_only():
     Y_train = (b + 0.3 * rng.standard_normal(300))[:, None]
     X_test = np.column_stack([2 * rng.standard_normal(200), 10 * rng.standard_normal(200)])
     Y_test = (X_test[:, 1] + 0.3 * rng.standard_normal(200))[:, None]
-    score = sim.ridge_pca(X_train, Y_train, X_test, Y_test, n_components=1, delays=(0,))
+    score = sim.ridge_pca(X_train, Y_train, X_test, Y_test, n_components=1, encoder_params={"delays": (0,)})
     leaky = PCA(1).fit(np.vstack([X_train, X_test]))
     enc = RidgeEncoder(delays=(0,), cv=5).fit(leaky.transform(X_train), Y_train)
     leaky_r = correlation(Y_test, enc.predict(leaky.transform(X_test)))[0]
@@ -124,7 +124,7 @@ def test_pca_is_fitted_on_training_trs_only():
     Y_train = np.column_stack([3 * u, v])
     Y_test = np.column_stack([3 * rng.standard_normal(200), x_test + rng.standard_normal(200)])
     score = sim.ridge_pca(x_train[:, None], Y_train, x_test[:, None], Y_test, n_components=1,
-                          n_components_y=1, delays=(0,))
+                          n_components_y=1, encoder_params={"delays": (0,)})
     pca_y = PCA(1).fit(np.vstack([Y_train, Y_test]))
     enc = RidgeEncoder(delays=(0,), cv=5).fit(x_train[:, None], pca_y.transform(Y_train))
     leaky_r = correlation(pca_y.transform(Y_test), enc.predict(x_test[:, None]))[0]
@@ -149,7 +149,7 @@ def _null_pvalues(measure, n_rep=150, T=160, seed=0):
         if measure == "brain_score":  # ridge fitted on independent training TRs, scored on test TRs
             X_tr, Y_tr = rng.standard_normal((200, 5)), rng.standard_normal((200, 6))
             score = sim.ridge_pca(X_tr, Y_tr, rng.standard_normal((T, 5)), rng.standard_normal((T, 6)),
-                                  n_components=3, delays=(1, 2), cv=5)
+                                  n_components=3, encoder_params={"delays": (1, 2), "cv": 5})
             X, Y = score.prediction, score.target
         else:
             X, Y = rng.standard_normal((T, 4)), rng.standard_normal((T, 6))

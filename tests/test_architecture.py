@@ -22,7 +22,7 @@ LAYERS = [
     {"cli", "__main__"},
 ]
 LIBRARY = set().union(*LAYERS[:9])  # everything below the commands
-MAX_FUNCTION_LINES = 60
+MAX_FUNCTION_LINES = 60  # code lines: the docstring (numpydoc, often long) is not counted
 
 
 def modules() -> dict[str, Path]:
@@ -102,6 +102,9 @@ def test_library_functions_are_short():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1
+                first = node.body[0]
+                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                    n -= first.end_lineno - first.lineno + 1
                 if n > MAX_FUNCTION_LINES:
                     long.append(f"{name}.{node.name}: {n} lines")
     assert not long, f"library functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)

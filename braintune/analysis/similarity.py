@@ -215,8 +215,7 @@ class PCABrainScore:
 
 
 def ridge_pca(X_train, Y_train, X_test, Y_test, n_components: int, n_components_y: int | None = None,
-              groups_train=None, groups_test=None, alphas=DEFAULT_ALPHAS, delays=(1, 2, 3, 4),
-              cv=5) -> PCABrainScore:
+              groups_train=None, groups_test=None, encoder_params: dict | None = None) -> PCABrainScore:
     """Brain score with X (and optionally Y) reduced to PCA components fitted on training TRs only.
 
     The PCA never sees a test TR; the test rows are projected with the training fit. Inputs are
@@ -228,7 +227,7 @@ def ridge_pca(X_train, Y_train, X_test, Y_test, n_components: int, n_components_
     X_train : (T_train, D); Y_train : (T_train, V); X_test : (T_test, D); Y_test : (T_test, V)
     n_components : int, components of X; n_components_y : int or None (Y unreduced)
     groups_train, groups_test : run label per TR (delays stay in runs; int ``cv`` holds out runs)
-    alphas, delays, cv : passed to `RidgeEncoder`
+    encoder_params : keywords of `RidgeEncoder` (default: its alphas, delays (1, 2, 3, 4), cv=5)
     """
     X_train, Y_train = _check_pair(X_train, Y_train, "ridge_pca")
     X_test, Y_test = _check_pair(X_test, Y_test, "ridge_pca")
@@ -237,7 +236,8 @@ def ridge_pca(X_train, Y_train, X_test, Y_test, n_components: int, n_components_
     if n_components_y is not None:
         pca_y = PCA(n_components_y).fit(Y_train)
         Y_train, Y_test = pca_y.transform(Y_train), pca_y.transform(Y_test)
-    enc = RidgeEncoder(alphas=alphas, delays=delays, cv=cv).fit(Xtr, Y_train, groups=groups_train)
+    params = {"alphas": DEFAULT_ALPHAS, "delays": (1, 2, 3, 4), "cv": 5, **(encoder_params or {})}
+    enc = RidgeEncoder(**params).fit(Xtr, Y_train, groups=groups_train)
     pred = enc.predict(Xte, groups=groups_test)
     return PCABrainScore(correlation(Y_test, pred), pred, Y_test)
 
