@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,11 +22,11 @@ from torch import nn
 
 from .backbones import build_backbone, resolve_layer
 from .config import Config, from_dict, load_config, to_dict
+from .controls import CONTROLS
 from .errors import ConfigError
 from .heads import ParticipantHeads
 from .pooling import TRPooling
 from .provenance import CODE_VERSION, digest, file_identity
-from .registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +161,3 @@ def checkpoint_entry(cfg: Config) -> str:
     """The entry of the model a single-model command measures: ``checkpoint=`` if given, else ``base``."""
     return cfg.checkpoint or "base"
 
-
-# <control>:<entry> -> a transformed Model; the analyses of issue 11 register untrained / shuffled / no_positions here
-CONTROLS: Registry[Callable[[Model, Config], Model]] = Registry("braintune.controls", "model control", {})

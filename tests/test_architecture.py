@@ -16,7 +16,7 @@ LAYERS = [
     {"evaluation"},
     {"downstream", "analysis"},
     {"config"},
-    {"models"},
+    {"models", "controls"},
     {"training"},
     {"commands", "report"},
     {"cli", "__main__"},
