@@ -22,7 +22,7 @@ from braintune.evaluation.encoding import RidgeEncoder
 from braintune.evaluation.resample import zscore_runs
 
 KIND, FILL = [f"kind{i}" for i in range(10)], [f"fill{i}" for i in range(30)]
-N_TR, CONTEXT = 300, 40
+N_TR, CONTEXT = 500, 40
 
 
 def tokenizer(vocab, bert=False) -> PreTrainedTokenizerFast:
@@ -94,7 +94,7 @@ def bigram():
         loss.backward()
         opt.step()
     words = [vocab[i] for i in sample(1, 400)[0]]
-    return dict(model=model.eval(), story=A.tokenize_story(tok, words, np.arange(400) * 0.5, 2.0, 100), loss=loss)
+    return dict(model=model.eval(), story=A.tokenize_story(tok, words, np.arange(400) * 0.5, 2.0, 100), loss=loss.item())
 
 
 def delayed_raw(X, delays):
@@ -119,6 +119,7 @@ def test_ridge_head_equals_encoder_predict_on_raw_features(delays):
     np.testing.assert_allclose(sub(torch.as_tensor(feats, dtype=torch.float32), torch.as_tensor(present)).numpy(),
                                out[:, [4, 1]], atol=1e-6)
     assert head.weight.shape[-1] == 5
+    assert A.top_targets([0.1, np.nan, 0.5, 0.3], 2).tolist() == [2, 3]  # the BA target set: top-k by test r
 
 
 def test_attribution_forward_reproduces_the_pipeline_prediction(planted):
@@ -237,6 +238,8 @@ def test_checkpoint_skips_finished_trs_and_refuses_other_settings(bigram, tmp_pa
     with pytest.raises(ValueError, match="other settings"):
         A.attribute(bigram["model"], bigram["story"], obj, trs=[5], method="ig", context_words=24,
                     checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"TRs \[0\] have no context words"):
+        A.attribute(bigram["model"], bigram["story"], obj, trs=[0, 5], context_words=24)
 
 
 def test_masked_lm_next_word_and_multi_token_words():

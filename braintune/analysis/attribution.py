@@ -136,7 +136,11 @@ class Story:
 
 
 def tokenize_story(tokenizer, words, onsets_s, tr_s: float, n_trs: int, start_s: float = 0.0) -> Story:
-    """Words (strings) with onsets in seconds -> `Story`; a word belongs to the TR ``[start_s + j·tr_s, +tr_s)``."""
+    """Words (strings) with onsets in seconds -> `Story`; a word belongs to the TR ``[start_s + j·tr_s, +tr_s)``.
+
+    The words are tokenized once, as pre-split words (byte-level BPE tokenizers such as GPT-2's need
+    ``add_prefix_space=True``, as `backbones.text` loads them); special tokens are taken from the tokenizer.
+    """
     onsets = np.asarray(onsets_s, np.float64)
     if len(onsets) != len(words) or np.any(np.diff(onsets) < 0):
         raise ValueError(f"tokenize_story: {len(words)} words and {len(onsets)} onsets; onsets must be one per word, "
@@ -298,16 +302,33 @@ def _frozen(model):
             p.requires_grad_(f)
 
 
-def _setup(model, story: Story, objective, bf16: bool):
-    masked = isinstance(objective, NextWordObjective) and objective.masked
-    if masked and story.mask_id is None:
+def _setup(model, story: Story, objective, bf16: bool, trs=None):
+    """Next-word mode, position limit, device, effective bf16 and the checked TRs of one call."""
+    nwp = isinstance(objective, NextWordObjective)
+    if nwp and objective.masked and story.mask_id is None:
         raise ValueError("NextWordObjective(masked=True): the story's tokenizer has no mask token; use a masked LM's "
                          "tokenizer or masked=False for causal LMs.")
-    mode = None if not isinstance(objective, NextWordObjective) else ("masked" if masked else "causal")
-    cfg = model.config
+    mode = ("masked" if objective.masked else "causal") if nwp else None
+    cfg, device = model.config, next(model.parameters()).device
     max_tokens = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
-    device = next(model.parameters()).device
-    return mode, max_tokens, device, bool(bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    if objective is not None:
+        valid = default_trs(story, objective.delays, nwp)
+        trs = valid if trs is None else np.asarray(trs, np.int64).reshape(-1)
+        if not np.isin(trs, valid).all():
+            raise ValueError(f"TRs {trs[~np.isin(trs, valid)][:10].tolist()} have no context words before them (or, for "
+                             f"NWP, no next word) in this {story.n_trs}-TR story; pass TRs from default_trs().")
+    return mode, max_tokens, device, bool(bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported()), trs
+
+
+def _checkpoint_meta(story: Story, objective, method: str, n_steps: int, context_words: int) -> dict:
+    """What a shard folder must match: the story, the objective (for BA: its layer, responses and head) and method."""
+    if isinstance(objective, NextWordObjective):
+        name = repr(objective)
+    else:  # cheap fingerprints: another participant's responses or head changes them
+        name = (f"BrainObjective({objective.kind}, layer {objective.layer}, responses "
+                f"{float(objective.responses.double().sum()):.6e}, head {float(objective.head.weight.double().abs().sum()):.6e})")
+    return {"objective": name, "story": [len(story.word_tokens), story.n_trs, hash(story.word_tokens)],
+            "method": method, "n_steps": n_steps, "context_words": context_words}
 
 
 def _attribute_batch(model, fwd, batch: dict, method: str, n_steps: int, width: int, device):
@@ -355,12 +376,8 @@ def attribute(model, story: Story, objective, trs=None, method: str = "gxi", n_s
     """
     if method not in ("gxi", "ig"):
         raise ValueError(f"attribute: method={method!r} is not 'gxi' or 'ig'.")
-    mode, max_tokens, device, bf16 = _setup(model, story, objective, bf16)
-    trs = default_trs(story, objective.delays, mode is not None) if trs is None else np.asarray(trs, np.int64)
-    name = repr(objective) if mode else (f"BrainObjective({objective.kind}, layer {objective.layer}, "
-                                         f"{objective.responses.shape[1]} targets)")
-    meta = {"objective": name,
-            "method": method, "n_steps": n_steps, "context_words": context_words}
+    mode, max_tokens, device, bf16, trs = _setup(model, story, objective, bf16, trs)
+    meta = _checkpoint_meta(story, objective, method, n_steps, context_words)
     shards = [] if checkpoint_dir is None else _open_checkpoint(checkpoint_dir, meta)
     done = set(np.concatenate([s["trs"] for s in shards]).tolist()) if shards else set()
     todo = [t for t in trs.tolist() if t not in done]
@@ -386,16 +403,15 @@ def evaluate_objective(model, story: Story, objective, trs=None, overrides=None,
 
     ``overrides[i]``: {word index: replacement token ids} applied to context i (the masking check).
     """
-    mode, max_tokens, device, bf16 = _setup(model, story, objective, bf16)
-    trs = default_trs(story, objective.delays, mode is not None) if trs is None else np.asarray(trs, np.int64)
-    values, preds = [], []
+    mode, max_tokens, device, bf16, trs = _setup(model, story, objective, bf16, trs)
+    values, preds, fwd = [], [], objective_function(model, objective, bf16)
     with _frozen(model), torch.no_grad():
         for i in range(0, len(trs), batch_size):
             part = None if overrides is None else overrides[i:i + batch_size]
             b = build_batch(story, trs[i:i + batch_size], objective.delays, context_words, max_tokens, mode, part)
             args = {k: b[k].to(device) for k in BATCH_KEYS}
             embeds = model.get_input_embeddings()(b["input_ids"].to(device))
-            values.append(objective_function(model, objective, bf16)(embeds, *args.values()).cpu())
+            values.append(fwd(embeds, *args.values()).cpu())
             if mode is None:
                 feats = layer_features(model, embeds, args["attention_mask"], args["pool"], objective.layer, bf16)
                 preds.append(objective.head(feats, args["present"]).cpu())
@@ -406,7 +422,7 @@ def story_tr_features(model, story: Story, layer: int = -1, context_words: int =
                       bf16: bool = True) -> np.ndarray:
     """Per-TR features (n_trs, D) for fitting the encoder: the mean state of the words of TR k, read from the context
     ending at TR k's last word (the same context `attribute` uses for delay 1 at TR k + 1); TRs without words get 0."""
-    _, max_tokens, device, bf16 = _setup(model, story, None, bf16)
+    _, max_tokens, device, bf16, _ = _setup(model, story, None, bf16)
     ks = np.unique(story.word_tr[(story.word_tr >= 0) & (story.word_tr < story.n_trs)])
     out = np.zeros((story.n_trs, model.config.hidden_size), np.float32)
     with _frozen(model), torch.no_grad():
