@@ -10,6 +10,10 @@ EOS, so "generated" runs the full ``--max-new-tokens`` (the paper's answer lengt
 Projection: Oota et al. 2025 extract one clip per TR of 3 movies (4,024 + 6,993 + 2,013 TRs, the test movie's
 two repeats share stimuli), under 13 instructions, for 6 video models: 13,030 × 13 × 6 ≈ 1.02 M passes.
 
+Measured on one H200 (torch 2.11, transformers 5.24, batch 8, 64 clips, 8 frames of 360x640 / 1.49 s audio):
+Video-LLaVA-7B prompt 12.8 clips/s, generated (16 tokens) 8.7 clips/s, peak 27.6 GiB -> 22 / 33 GPU-h for the
+paper's setup; Qwen2-Audio-7B prompt 49.1, generated 16.1 clips/s, peak 16.9 GiB -> 5.8 / 17.6 GPU-h.
+
     python -m benchmarks.mllm_features --device cuda --batch-size 8 --clips 64      # one GPU, bf16
     python -m benchmarks.mllm_features --tiny                                       # CPU, float32, tiny model
 """

@@ -97,9 +97,10 @@ def test_prompt_comes_from_the_chat_template_or_the_family_format():
     assert mllm.prompt(CAPTION) == with_template
     assert CAPTION not in mllm.prompt(None)
     vl = synthetic_processor("video_llava")
+    mllm = build_mllm("video_llava", tiny_config("video_llava", vl), vl, system_prompt="Be brief.")
+    with_template = mllm.prompt(CAPTION)
     vl.chat_template = None
-    mllm = build_mllm("video_llava", tiny_config("video_llava", vl), vl)
-    assert mllm.prompt(CAPTION) == f"USER: <video>\n{CAPTION} ASSISTANT:"
+    assert mllm.prompt(CAPTION) == with_template == f"Be brief. USER: <video>\n{CAPTION} ASSISTANT:"
 
 
 def test_meta_device_build_is_materialised_and_initialised():

@@ -90,15 +90,19 @@ def instruction_alignment(features, features_test, responses, responses_test, gr
     scores : (n_instructions, n_layers, n_participants, n_targets); NaN where the ceiling is below min_ceiling
     """
     n_i, n_l = np.shape(features)[:2]
-    Y = [zscore_runs(np.asarray(y, np.float64), groups) for y in responses]
-    Yt = [zscore_runs(np.asarray(y, np.float64), groups_test) for y in responses_test]
-    out = np.empty((n_i, n_l, len(Y), Y[0].shape[1]))
+    widths = sorted({np.shape(y)[1] for y in responses} | {np.shape(y)[1] for y in responses_test})
+    if len(widths) != 1:
+        raise ValueError(f"instruction_alignment: participants have {widths} targets; the maps compare targets "
+                         "across participants, so pass responses in a common space (e.g. fsaverage6)")
+    Y = np.hstack([zscore_runs(np.asarray(y, np.float64), groups) for y in responses])  # (T, P·V)
+    Yt = np.hstack([zscore_runs(np.asarray(y, np.float64), groups_test) for y in responses_test])
+    n_p = len(responses)
+    out = np.empty((n_i, n_l, n_p, Y.shape[1] // n_p))
     for i in range(n_i):
-        for layer in range(n_l):
+        for layer in range(n_l):  # one fit serves every participant: α is chosen per target column anyway
             X, Xt = zscore_runs(features[i][layer], groups), zscore_runs(features_test[i][layer], groups_test)
-            for p, (y, yt) in enumerate(zip(Y, Yt)):
-                enc = RidgeEncoder(**encoder_params).fit(X, y, groups=groups)
-                out[i, layer, p] = correlation(yt, enc.predict(Xt, groups=groups_test))
+            enc = RidgeEncoder(**encoder_params).fit(X, Y, groups=groups)
+            out[i, layer] = correlation(Yt, enc.predict(Xt, groups=groups_test)).reshape(n_p, -1)
     return out if ceiling is None else normalized_r(out, np.asarray(ceiling)[None, None], min_ceiling)
 
 

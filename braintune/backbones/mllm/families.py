@@ -3,7 +3,8 @@
 Only families that transformers ships are listed (loaded with ``trust_remote_code=False``). Each entry says
 which modalities the model reads, how the processor takes them, how many frames a clip is cut to, and the
 model card's prompt format, used when a processor carries no chat template (otherwise the processor's
-own template renders the conversation).
+own template renders the conversation). Qwen2.5-Omni reads a clip's frames and its audio as two items of one
+turn (its interleaved "audio in video" mode needs the audio track of a video file and is not used).
 """
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def conversation(instruction: str | None, modalities: tuple[str, ...], system: s
     content = [{"type": m} for m in modalities]
     if instruction:
         content.append({"type": "text", "text": instruction})
-    turns = [{"role": "system", "content": system}] if system else []
+    turns = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
     return turns + [{"role": "user", "content": content}]
 
 

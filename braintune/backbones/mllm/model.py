@@ -85,7 +85,7 @@ class InstructedMLLM:
         ----------
         clips : list of B dicts with "video": (F, H, W, 3) uint8 and/or "audio": (S,) float32 at
             ``sampling_rate``, as ``modalities`` requires; optional "video_fps" (frames per second of "video")
-        instruction : the task prompt; None runs the model without one (the no-instruction baseline)
+        instruction : the task prompt; None (or "") runs the model without one (the no-instruction baseline)
         embedding : "generated" (mean over the greedily generated tokens) or "prompt" (last prompt token)
         max_new_tokens : length cap of the generated answer
 
@@ -113,17 +113,24 @@ class InstructedMLLM:
         fam, kwargs = get_family(self.family), dict(self.processor_kwargs)
         if "video" in media:
             kwargs[fam.video_arg] = media["video"]
-            fps = [c.get("video_fps") for c in clips]
-            if fam.fps_arg and all(f is not None for f in fps):
-                fps = [f * len(v) / len(c["video"]) for f, v, c in zip(fps, media["video"], clips)]  # after resampling
-                if fam.fps_arg == "metadata":
-                    kwargs["video_metadata"] = [{"fps": f, "total_num_frames": len(v)} for f, v in zip(fps, media["video"])]
-                else:  # one rate per call: batches of mixed rates would need one call per rate
-                    kwargs["fps"] = fps[0] if len(set(fps)) == 1 else self._mixed_fps(fps)
+            kwargs.update(self._frame_rate(clips, media["video"]))
         if "audio" in media:
             kwargs.update(audio=media["audio"], sampling_rate=self.sampling_rate)
         batch = self.processor(text=[prompt] * len(clips), padding=True, return_tensors="pt", **kwargs)
         return batch.to(self.model.device, dtype=self.model.dtype)
+
+    def _frame_rate(self, clips: list[dict], videos: list[np.ndarray]) -> dict:
+        """Processor kwargs carrying the frame rate after resampling, for families with temporal positions."""
+        how = get_family(self.family).fps_arg
+        if how is None or any(c.get("video_fps") is None for c in clips):
+            return {}
+        fps = [float(c["video_fps"]) * len(v) / len(c["video"]) for c, v in zip(clips, videos)]
+        if how == "metadata":
+            return {"video_metadata": [{"fps": f, "total_num_frames": len(v)} for f, v in zip(fps, videos)]}
+        if len(set(fps)) > 1:
+            raise BackboneError(f"MLLM family '{self.family}' takes one frame rate per call but the clips have "
+                                f"{sorted(set(fps))}; batch clips of one rate together (or batch_size=1)")
+        return {"fps": fps[0]}
 
     def _clip_array(self, clip: dict, modality: str, index: int) -> np.ndarray:
         if not isinstance(clip, dict) or modality not in clip:
@@ -141,10 +148,6 @@ class InstructedMLLM:
             raise BackboneError(f"clip {index} 'audio' has {len(x)} samples but the processor keeps at most "
                                 f"{self._max_samples} ({self._max_samples / self.sampling_rate:g} s); cut shorter clips")
         return x.astype(np.float32)
-
-    def _mixed_fps(self, fps: list[float]) -> float:
-        raise BackboneError(f"MLLM family '{self.family}' takes one frame rate per call but the clips have "
-                            f"{sorted(set(fps))}; batch clips of one rate together (or batch_size=1)")
 
     def _greedy_config(self, max_new_tokens: int) -> GenerationConfig:
         """Greedy decoding (no sampling, beams or penalties), keeping the checkpoint's special-token ids."""

@@ -56,7 +56,8 @@ def chat_template(family: str) -> str:
         return ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}"
                 "{{ m['content'] }}{% else %}" + user + "{% endif %}<|im_end|>\n{% endfor %}"
                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-    return ("{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }} {% else %}USER: "
+    return ("{% for m in messages %}{% if m['role'] == 'system' %}{% for c in m['content'] %}{{ c['text'] }}"
+            "{% endfor %} {% else %}USER: "
             + user + " {% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}")
 
 
