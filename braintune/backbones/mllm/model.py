@@ -58,6 +58,8 @@ class InstructedMLLM:
         if fam.fixed_frames and num_frames not in (None, fam.num_frames):
             raise BackboneError(f"MLLM family '{family}' takes exactly {fam.num_frames} frames per clip, "
                                 f"not num_frames={num_frames}; leave num_frames unset")
+        if num_frames is not None and int(num_frames) < 1:
+            raise BackboneError(f"num_frames={num_frames}: a video clip needs at least one frame")
         self.num_frames = fam.num_frames if num_frames is None else int(num_frames)
         self.batch_size = max(1, int(batch_size))
         self.system_prompt = fam.system_prompt if system_prompt is None else (system_prompt or None)
