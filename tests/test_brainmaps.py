@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from braintune.evaluation import brainmaps as bm
+from braintune.evaluation.brainmaps import draw, paint
 
 N5 = bm.FSAVERAGE5_VERTICES
 
@@ -79,7 +80,7 @@ def test_to_fsaverage5_takes_each_hemispheres_first_vertices():
 
 def test_fsaverage_meshes_are_nested():
     """What the subsampling rests on: fsaverage5's meshes have 10,242 vertices a hemisphere (nilearn's copy)."""
-    mesh, sulc = bm._fsaverage5()
+    mesh, sulc = paint._fsaverage5()
     assert mesh["inflated"].parts["left"].n_vertices == N5 == sulc.data.parts["right"].shape[0]
 
 
@@ -87,7 +88,7 @@ def test_volume_projection_keeps_each_hemisphere_on_its_parcel():
     atlas = _mni_halves()
     values = bm.volume_to_fsaverage5(bm.paint_parcels(np.array([-1.0, 2.0]), atlas))
     assert values.shape == (2 * N5,) and np.all((values >= -1 - 1e-9) & (values <= 2 + 1e-9))
-    mesh, _ = bm._fsaverage5()
+    mesh, _ = paint._fsaverage5()
     for hemi, part, planted in (("left", values[:N5], -1.0), ("right", values[N5:], 2.0)):
         # trilinear sampling mixes the parcels within a voxel (8 mm) of the midline only
         far = np.minimum(*(np.abs(mesh[m].parts[hemi].coordinates[:, 0]) for m in ("pial", "white_matter"))) > 8
@@ -175,3 +176,115 @@ def test_flatmap_hands_the_values_to_pycortex(tmp_path, monkeypatch):
     (values, subject, xfm), kwargs = calls["volume"]
     np.testing.assert_array_equal(values, [0.1, -0.3])
     assert (subject, xfm, kwargs["vmin"], kwargs["vmax"]) == ("UTS02", "UTS02_auto", -kwargs["vmax"], kwargs["vmax"])
+
+
+# --- write_brain_maps: a result + target spaces -> data files and the arrays handed to the drawing functions ---
+
+class _Source:
+    def __init__(self, n_targets, inner=None, columns=None):
+        self.n, self.inner, self.columns = n_targets, inner, columns
+        if inner is None:
+            del self.inner  # the file itself: no wrapper to look through
+        if columns is None:
+            del self.columns
+
+    def shape(self):
+        return 10, self.n
+
+
+def _study(sources: dict):
+    """The parts of a Study the writer reads: one run per participant, its source (wrapped or not)."""
+    return types.SimpleNamespace(format="bids", sources={(p, "run"): s for p, s in sources.items()},
+                                 runs_of=lambda p: ["run"])
+
+
+def _result(r: dict, kept: dict, ceiling: dict | None = None, layer=3):
+    from braintune.evaluation.results import AlignmentResult, ParticipantAlignment
+
+    parts = {p: ParticipantAlignment({layer: np.asarray(v, float)}, len(v), [], [], {}, np.asarray(kept[p]),
+                                     None if ceiling is None else np.asarray(ceiling[p], float)) for p, v in r.items()}
+    return AlignmentResult(layer, parts, min_ceiling=0.05)
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Stand-ins for the drawing functions (their pictures are tested above): record what each was handed."""
+    calls = []
+
+    def recorder(name):
+        def record(*args, **kwargs):
+            path = next(a for a in args if isinstance(a, Path))
+            calls.append((name, path.name, args, kwargs))
+            return path
+        return record
+
+    for name in ("draw_r_map", "draw_normalized_r_map", "draw_difference_map", "draw_glass_brain", "draw_slices"):
+        monkeypatch.setattr(draw, name, recorder(name))
+    return calls
+
+
+def test_write_brain_maps_paints_the_planted_maps_before_drawing(tmp_path, drawn):
+    from braintune.data.formats import TargetSpace
+
+    n6 = 40962
+    rng = np.random.default_rng(3)
+    atlas = tmp_path / "atlas.nii.gz"
+    nib.save(_mni_halves(), atlas)
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image((np.asarray(_mni_halves().dataobj) > 0).astype(np.uint8), _mni_halves().affine), mask)
+    n_voxels = 25 * 30 * 25
+    surf_cols = np.sort(rng.choice(2 * n6, 3000, replace=False))  # a region selection: 3000 of fsaverage6's vertices
+    r = {"parc": [-0.2, 0.4], "surf": rng.uniform(-0.5, 0.5, 2999), "vol": np.where(np.arange(n_voxels) % 2, 0.3, -0.1)}
+    kept = {"parc": [0, 1], "surf": np.arange(1, 3000), "vol": np.arange(n_voxels)}  # surf: study target 0 excluded
+    ceiling = {"parc": [0.4, 0.02], "surf": np.full(2999, 0.5), "vol": np.full(n_voxels, 0.6)}
+    study = _study({"parc": _Source(2), "surf": _Source(3000, _Source(2 * n6), surf_cols), "vol": _Source(n_voxels),
+                    "none": _Source(4)})
+    r["none"], kept["none"], ceiling["none"] = [0.1] * 4, np.arange(4), [0.5] * 4
+    spaces = {"parc": TargetSpace("parcels", atlas), "surf": TargetSpace("surface"), "vol": TargetSpace("volume", mask),
+              "none": None}
+    out = bm.write_brain_maps(_result(r, kept, ceiling), study, spaces, tmp_path / "run" / "brain_maps")
+
+    parcels = nib.load(tmp_path / "run/brain_maps/r_map_parc.nii.gz").get_fdata()
+    halves = np.asarray(_mni_halves().dataobj)
+    np.testing.assert_array_equal(parcels, np.where(halves == 1, -0.2, 0.4).astype(np.float32))
+    normalized = nib.load(tmp_path / "run/brain_maps/r_map_parc_normalized.nii.gz").get_fdata()
+    assert np.allclose(normalized[halves == 1], -0.5) and np.isnan(normalized[halves == 2]).all()  # ceiling < 0.05
+    planted = np.full(2 * n6, np.nan)
+    planted[surf_cols[1:]] = r["surf"]
+    gii = [nib.load(tmp_path / f"run/brain_maps/r_map_surf_hemi-{h}.func.gii").darrays[0].data for h in "LR"]
+    np.testing.assert_array_equal(np.concatenate(gii), planted.astype(np.float32))
+    volume = nib.load(tmp_path / "run/brain_maps/r_map_vol.nii.gz").get_fdata()
+    np.testing.assert_array_equal(volume.reshape(-1), r["vol"].astype(np.float32))
+
+    handed = {(name, f): args for name, f, args, _ in drawn}
+    np.testing.assert_array_equal(handed["draw_r_map", "r_map_surf_surface.png"][0], bm.to_fsaverage5(planted))
+    np.testing.assert_allclose(handed["draw_normalized_r_map", "r_map_surf_normalized_surface.png"][0],
+                               bm.to_fsaverage5(planted) / 0.5)
+    shown = handed["draw_r_map", "r_map_parc_surface.png"][0]  # vol_to_surf of the painted halves
+    assert np.nanmin(shown) >= -0.2 - 1e-6 and np.nanmax(shown) <= 0.4 + 1e-6 and np.mean(shown[:N5] < 0) > 0.9
+    assert {("draw_glass_brain", "r_map_vol_glass.png"), ("draw_slices", "r_map_vol_slices.png")} <= set(handed)
+    assert ("draw_slices", "r_map_parc_slices.png") not in handed  # parcels: surface and glass brain only
+    assert not any(f.startswith("r_map_surf") for name, f in handed if name != "draw_r_map" and "normalized" not in name)
+    assert "brain_maps/r_map_surf_hemi-L.func.gii" in out["surf"]["files"] and out["surf"]["notes"] == []
+    assert out["none"]["files"] == [] and "does not say where none's targets are" in out["none"]["notes"][0]
+
+
+def test_write_brain_maps_draws_differences_where_significant(tmp_path, drawn):
+    from braintune.data.formats import TargetSpace
+
+    tuned = _result({"s": np.full(2 * N5, 0.3)}, {"s": np.arange(2 * N5)})
+    base = _result({"s": np.full(2 * N5, 0.1)}, {"s": np.arange(2 * N5)})
+    significant = np.arange(2 * N5) < N5  # the left hemisphere only
+    study, spaces = _study({"s": _Source(2 * N5)}), {"s": TargetSpace("surface")}
+    out = bm.write_brain_maps(tuned, study, spaces, tmp_path / "maps", "cmp", base, {"s": significant})
+    assert out["s"]["files"] == ["maps/cmp_s_difference_hemi-L.func.gii", "maps/cmp_s_difference_hemi-R.func.gii",
+                                 "maps/cmp_s_difference_surface.png"]
+    left = nib.load(tmp_path / "maps/cmp_s_difference_hemi-L.func.gii").darrays[0].data
+    right = nib.load(tmp_path / "maps/cmp_s_difference_hemi-R.func.gii").darrays[0].data
+    assert np.allclose(left, 0.2) and np.isnan(right).all()
+    (_, _, (t, b, _, sig), _), = drawn
+    np.testing.assert_allclose(t - b, 0.2)
+    np.testing.assert_array_equal(sig, significant.astype(float))
+    wrong = bm.write_brain_maps(tuned, study, spaces, tmp_path / "maps", "cmp", base, {"s": significant[:5]})
+    assert "pass one bool per kept target" in wrong["s"]["notes"][0]
+    assert bm.write_brain_maps(tuned, study, {"s": None}, tmp_path / "maps").startswith("no brain maps")

@@ -16,10 +16,11 @@ from ..data.datamodule import Splits
 from ..data.formats import target_space
 from ..data.study import Study
 from ..errors import ConfigError
-from ..evaluation.alignment import measure_alignment, study_columns
+from ..evaluation.alignment import measure_alignment
+from ..evaluation.brainmaps import write_brain_maps
 from ..evaluation.cache import FeatureCache
 from ..evaluation.compare import compare_pair, efficiency_summary, participant_efficiency, run_counts
-from ..evaluation.plots import brain_map, plot_efficiency, plot_layers, plot_regions
+from ..evaluation.plots import plot_efficiency, plot_layers, plot_regions
 from ..evaluation.results import AlignmentResult
 from ..models import Model, checkpoint_entry, load_model, unique_names
 from .common import alignment_settings, open_splits, write_summary
@@ -32,17 +33,13 @@ def feature_cache(cfg: Config, model: Model) -> FeatureCache | None:
     return None if cfg.alignment.cache_dir is None else FeatureCache(cfg.alignment.cache_dir, model.key)
 
 
-def brain_maps(cfg: Config, study: Study, result: AlignmentResult, out_dir: Path, prefix: str = "r_map") -> list[str] | str:
-    """r maps per participant for targets that are voxels of a volume mask; otherwise the reason there are none."""
-    files = []
-    for p, res in result.participants.items():
-        space = target_space(study, p, cfg.data)
-        if space is None or space.kind != "volume":
-            return "no brain maps: the targets are not voxels of a volume mask (parcels, surfaces or h5 data)"
-        targets = study_columns(study, p)[res.kept]
-        nii, png = brain_map(res.r[result.layer], targets, space.image, out_dir / f"{prefix}_{p}")
-        files += [nii.name, png.name]
-    return files
+def brain_maps(cfg: Config, study: Study, result: AlignmentResult, out_dir: Path, prefix: str = "r_map",
+               base: AlignmentResult | None = None, significant: dict[str, np.ndarray] | None = None) -> dict | str:
+    """Brain maps of every participant under ``out_dir/brain_maps`` (``evaluation.brainmaps.write_brain_maps``): r and
+    normalised r, or with ``base`` tuned - base r where ``significant`` ({participant: bool per kept target}, e.g.
+    ``block_sign_flip_test(...).reject``); the summary entry (files, notes), or the reason there are none."""
+    spaces = {p: target_space(study, p, cfg.data) for p in result.participants}
+    return write_brain_maps(result, study, spaces, Path(out_dir) / "brain_maps", prefix, base, significant, out_dir)
 
 
 def efficiency_curves(cfg: Config, study: Study, splits: Splits, result: AlignmentResult) -> dict:

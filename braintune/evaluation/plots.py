@@ -1,10 +1,9 @@
-"""Alignment summaries -> PNGs (matplotlib Agg) and, for volume data behind a mask, r maps as NIfTI.
+"""Alignment summaries -> PNGs (matplotlib Agg); brain maps are ``evaluation.brainmaps``.
 
 alignment_by_layer.png   mean r per layer, one line per model (mean over participants, shaded ± SEM)
 alignment_by_region.png  mean r per region (``alignment.regions``), one bar per model
 data_efficiency.png      alignment vs training runs the encoding model saw, one line per model, with the
                          reference model's full-data alignment as a dashed line
-r_map_<name>.nii.gz/.png r per voxel written back into the brain mask, and a few axial slices of it
 """
 from __future__ import annotations
 
@@ -85,32 +84,3 @@ def plot_efficiency(efficiency: dict, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def brain_map(values: np.ndarray, targets: np.ndarray, mask_path: str | Path, out_stem: Path) -> tuple[Path, Path]:
-    """Write ``values`` (n,) of study targets ``targets`` (n,) (indices into the mask's nonzero voxels in C order,
-    the order the BIDS reader uses) into the mask's grid -> ``out_stem``.nii.gz (NaN outside) and a PNG of
-    three axial slices through the mask."""
-    import nibabel as nib
-
-    mask_img = nib.load(str(mask_path))
-    mask = np.asarray(mask_img.get_fdata()).round() != 0
-    volume = np.full(mask.shape, np.nan, dtype=np.float32)
-    voxels = np.flatnonzero(mask.reshape(-1))
-    volume.reshape(-1)[voxels[np.asarray(targets)]] = values
-    nii = out_stem.with_name(out_stem.name + ".nii.gz")
-    nib.save(nib.Nifti1Image(volume, mask_img.affine), str(nii))
-    zs = np.flatnonzero(mask.any(axis=(0, 1)))
-    slices = sorted(set(zs[np.linspace(0, len(zs) - 1, 3).round().astype(int)]))
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(slices), figsize=(3 * len(slices), 3), squeeze=False)
-    finite = volume[np.isfinite(volume)]
-    lim = float(np.max(np.abs(finite))) if finite.size else 1.0
-    for ax, z in zip(axes[0], slices):
-        im = ax.imshow(volume[:, :, z].T, origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set(title=f"z = {z}", xticks=[], yticks=[])
-    fig.colorbar(im, ax=axes[0].tolist(), label="test r")
-    png = out_stem.with_name(out_stem.name + ".png")
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return nii, png
