@@ -42,7 +42,8 @@ def compared(root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compare")
     trained = train(config(root, tmp / "train", "trainer.max_epochs=1"))
     ckpt = trained["checkpoint"] or str(tmp / "train" / "checkpoints" / "last.ckpt")
-    cfg = config(root, tmp / "cmp", f"alignment.models=[base,{ckpt}]", f"alignment.cache_dir={tmp / 'cache'}")
+    cfg = config(root, tmp / "cmp", f"alignment.models=[base,{ckpt}]", f"alignment.cache_dir={tmp / 'cache'}",
+                 "alignment.block_trs=4")  # a 60 s test story: 4-TR blocks leave patterns enough to reach p < 0.05
     return cfg, compare(cfg)
 
 
@@ -60,11 +61,20 @@ def test_compare_writes_differences_tests_and_plots(compared):
         per_p = [np.mean(arrays[1][f"{p}/layer{layer}"]) - np.mean(arrays[0][f"{p}/layer{layer}"])
                  for p in summary["models"]["base"]["participants"]]
         assert diff["layers"][layer]["mean_diff"] == pytest.approx(np.mean(per_p), abs=1e-6)
-        wil = tests["across_participants"][layer]["wilcoxon"]
-        assert "cannot reject" in wil.get("warning", "")  # 4 participants: smallest two-sided p is 0.125
-        assert tests["across_participants"][layer]["paired_t"]["n"] == 4
-        for t in tests["across_targets"][layer].values():
-            assert t["p_fdr"] >= t["pvalue"]
+        tuned = tests["across_participants"]["tuned"][layer]  # UTS01-03; UTS04 is held out and tested apart
+        assert "cannot reject" in tuned["wilcoxon"].get("warning", "")  # 3 pairs: smallest two-sided p is 0.25
+        assert tuned["paired_t"]["n"] == 3 and tuned["paired_t"]["p_holm"] >= tuned["paired_t"]["pvalue"]
+        assert "at least 2 pairs" in tests["across_participants"]["heldout"][layer]["paired_t"]["error"]
+    assert tests["headline_layer"] == summary["models"]["base"]["layer"]
+    assert tests["groups"] == {"tuned": ["UTS01", "UTS02", "UTS03"], "heldout": ["UTS04"]}
+    per_target, layer = np.load(out / tests["per_target"]), tests["headline_layer"]
+    for group, members in tests["groups"].items():
+        for p in members:  # oracle: the per-target r difference from each model's own arrays
+            t, r = tests["block_sign_flip"][group][p], [a[f"{p}/layer{layer}"] for a in arrays]
+            np.testing.assert_allclose(per_target[f"{p}/diff"], r[1] - r[0], atol=1e-6)
+            assert t["statistic"] == pytest.approx(np.mean(r[1] - r[0]), abs=1e-6) and t["n_targets"] == len(r[0])
+            assert t["n_reject_max"] == per_target[f"{p}/reject_max"].sum() and 0 <= t["pvalue"] <= 1
+            assert t["exact"] and t["n_patterns"] == 2 ** t["n_blocks"] and t["min_p"] == 2 / 2 ** t["n_blocks"]
     for head in diff["headline"]["participants"].values():
         lo, hi = head["ci"]
         assert lo <= head["mean_diff"] <= hi

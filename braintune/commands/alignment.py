@@ -84,6 +84,11 @@ def alignment(cfg: Config) -> dict:
     return summary
 
 
+def file_safe(name: str) -> str:
+    """A model name as part of a file name."""
+    return name.replace("/", "_").replace("#", "_").replace(":", "_")
+
+
 def compare(cfg: Config) -> dict:
     """Alignment of every ``alignment.models`` entry, then each one against the first with statistics."""
     entries = list(cfg.alignment.models)
@@ -97,7 +102,7 @@ def compare(cfg: Config) -> dict:
         log.info("alignment of %s", name)
         model = load_model(entry, cfg)
         results[name], models[name] = measure_model(cfg, study, splits, model)
-        safe = name.replace("/", "_").replace("#", "_").replace(":", "_")
+        safe = file_safe(name)
         np.savez(out_dir / f"alignment_{safe}.npz", **results[name].arrays())
         curves[name] = efficiency_curves(cfg, study, splits, results[name])
         maps[name] = brain_maps(cfg, study, results[name], out_dir, f"r_map_{safe}")
@@ -106,11 +111,14 @@ def compare(cfg: Config) -> dict:
     differences, tests = {}, {}
     for name in list(results)[1:]:
         key = f"{name} - {reference}"
-        differences[key], tests[key] = compare_pair(results[reference], results[name], cfg.alignment.block_trs,
-                                                    cfg.alignment.n_boot, cfg.trainer.seed)
+        pair = compare_pair(results[reference], results[name], cfg.alignment.block_trs, cfg.alignment.n_boot,
+                            cfg.trainer.seed, heldout=splits.heldout, n_perm=cfg.alignment.n_boot)
+        differences[key], tests[key] = pair.differences, pair.tests
+        tests[key]["per_target"] = f"tests_{file_safe(name)}.npz"  # diff, p and rejections per target (max, BH)
+        np.savez(out_dir / tests[key]["per_target"], **pair.arrays())
     eff_ref = "base" if "base" in curves else reference
-    summary = {"models": models, "reference": reference, "differences": differences, "tests": tests,
-               "efficiency": efficiency_summary(curves, eff_ref), "test_runs": splits.test_runs,
+    summary = {"models": models, "reference": reference, "differences": differences,
+               "tests": tests, "efficiency": efficiency_summary(curves, eff_ref), "test_runs": splits.test_runs,
                "heldout_participants": splits.heldout, "brain_maps": maps}
     plots = [plot_layers(models, out_dir / "alignment_by_layer.png").name,
              plot_efficiency(summary["efficiency"], out_dir / "data_efficiency.png").name]

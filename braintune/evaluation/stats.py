@@ -216,3 +216,17 @@ def fdr_bh(p, q: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     if ok.any():
         adjusted[ok] = scipy.stats.false_discovery_control(p[ok], method="bh")
     return np.where(ok, adjusted <= q, False), adjusted
+
+
+def holm(p) -> np.ndarray:
+    """Holm step-down adjusted p-values (family-wise error) over a family, e.g. the layers of one comparison.
+
+    p_(i) adjusted = max_{j ≤ i} min(1, (m − j + 1)·p_(j)) over the sorted finite p-values; NaN stays NaN.
+    """
+    p = np.asarray(p, float)
+    ok = np.flatnonzero(np.isfinite(p))
+    out = np.full(p.shape, np.nan)
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
