@@ -128,10 +128,38 @@ def _checkpoint(path: str, cfg: Config) -> tuple[nn.Module, Config, str, Partici
 
 
 def _export(directory: str, cfg: Config) -> tuple[nn.Module, Config, str, None]:
-    own_path = Path(directory) / EXPORT_CONFIG
+    """A ``braintune export`` directory, as its ``braintune_config.yaml`` describes it (else as ``cfg``), with the
+    backbone read from the directory itself wherever it lies now: waveform, text and Whisper exports are HF model
+    directories (``backbone.name=DIR``); an audio-video export (``arch: av``) holds ``audio/`` and ``video/`` (HF
+    directories) and ``fusion.safetensors`` (projections and fusion layers), loaded into the fusion here."""
+    from safetensors.torch import load_file
+    from transformers.utils import logging as hf_logging
+
+    root = Path(directory)
+    own_path = root / EXPORT_CONFIG
     own = load_config(own_path) if own_path.is_file() else cfg
-    own = replace(own, backbone=replace(own.backbone, name=str(directory), config={}, finetune="frozen"))
-    backbone = build_backbone(own.backbone, own.data)
+    b = replace(own.backbone, name=str(directory), config={}, finetune="frozen")
+    if b.arch == "av":
+        b = replace(b, name=None, audio=replace(b.audio, name=str(root / "audio"), config={}),
+                    video=replace(b.video, name=str(root / "video"), config={}))
+    own = replace(own, backbone=b)
+    verbosity = hf_logging.get_verbosity()
+    if b.arch == "whisper":  # a Whisper export holds the encoder only: the decoder's "missing weights" are expected
+        hf_logging.set_verbosity_error()
+    try:
+        backbone = build_backbone(own.backbone, own.data)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if b.arch == "av":
+        fusion = root / "fusion.safetensors"
+        if not fusion.is_file():
+            raise ConfigError(f"'{root}' is an audio-video export without 'fusion.safetensors'; re-export the checkpoint "
+                              "with `braintune export CHECKPOINT DIR`")
+        missing, unexpected = backbone.load_state_dict(load_file(str(fusion)), strict=False)
+        wrong = unexpected + [k for k in missing if not k.startswith(("audio.", "video."))]
+        if wrong:
+            raise ConfigError(f"'{fusion}' does not fit the fusion that '{own_path}' describes ({len(wrong)} weights, "
+                              f"e.g. {wrong[:3]}); re-export the checkpoint")
     return backbone, own, digest({"export": file_identity(directory)[2:]}), None
 
 
