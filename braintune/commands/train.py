@@ -15,13 +15,16 @@ from ..config import Config, save_config, to_dict
 from ..data.datamodule import build_datamodule
 from ..downstream.callback import DownstreamProbeCallback
 from ..evaluation.alignment import measure_alignment
+from ..evaluation.results import AlignmentResult
 from ..models import load_model, resolve_device
 from ..pooling import TRPooling
 from ..training.callbacks import FrozenBackboneEval
+from ..training.dashboard import Dashboard
 from ..training.module import BrainTuner
 from ..training.setup import build_trainer, freeze_for, init_from_checkpoint
 from .common import alignment_settings, parse_args, run_command, write_summary
 from .downstream import task_roots
+from .inspect import summarize
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,14 @@ def downstream_callbacks(cfg: Config) -> list[Callback]:
     return [DownstreamProbeCallback(tasks, dc.every_n_epochs, dc.layers, dc.probe, dc.cv_folds, dc.seed)]
 
 
-def _alignment(cfg: Config, backbone, layer: int, dm, groups: dict[str, list[str]]) -> dict[str, dict]:
-    """Alignment summary of each non-empty participant group, from one feature extraction for all of them."""
+def _alignment(cfg: Config, backbone, layer: int, dm, groups: dict[str, list[str]]) -> tuple[dict[str, dict], AlignmentResult]:
+    """Alignment summary of each non-empty participant group, from one feature extraction for all of them, and the
+    ``AlignmentResult`` of everyone (the dashboard draws its brain maps)."""
     backbone.to(resolve_device(cfg.trainer.accelerator))
     groups = {k: v for k, v in groups.items() if v}
     result = measure_alignment(backbone, layer, dm.study, [p for v in groups.values() for p in v], dm.splits.test_runs,
                                alignment_settings(cfg), next(backbone.parameters()).device)
-    return {k: result.subset(v).summary() for k, v in groups.items()}
+    return {k: result.subset(v).summary() for k, v in groups.items()}, result
 
 
 def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
@@ -64,7 +68,7 @@ def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
     # measured once, by the first process (under DDP every process runs this function)
     measure = cfg.alignment.after_training and rank_zero_only.rank == 0
     groups = {"tuned": dm.splits.participants, "heldout": dm.splits.heldout}
-    before = _alignment(cfg, module.backbone, module.layer, dm, groups) if measure else {}
+    before, before_result = _alignment(cfg, module.backbone, module.layer, dm, groups) if measure else ({}, None)
 
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch}", monitor="val/pearson", mode="max", save_last=True)
     callbacks = [ckpt, LearningRateMonitor("step"), *callbacks]
@@ -72,6 +76,9 @@ def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
     # a participant who did not hear every training run is missing from some batches: its head gets no gradient
     uneven = any(set(dm.splits.train_runs) - set(dm.study.runs_of(p)) for p in dm.splits.participants)
     trainer = build_trainer(cfg, out_dir, callbacks, find_unused=uneven)
+    dashboard = Dashboard(trainer, cfg, dm.study, out_dir)  # pictures and tables for TensorBoard / W&B
+    dashboard.start(to_dict(cfg), summarize(dm.study))
+    maps = {"before": dashboard.alignment("before", before_result, before)} if before else {}
     last = out_dir / "checkpoints" / "last.ckpt"
     resume = str(last) if cfg.resume and last.is_file() else None
     if resume:
@@ -88,7 +95,10 @@ def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
     }
     if measure and trainer.is_global_zero:
         best = load_model(ckpt.best_model_path, cfg) if ckpt.best_model_path else None
-        after = _alignment(cfg, best.backbone if best else module.backbone, best.layer if best else module.layer, dm, groups)
+        after, after_result = _alignment(cfg, best.backbone if best else module.backbone, best.layer if best else module.layer,
+                                         dm, groups)
+        maps["after"] = dashboard.alignment("after", after_result, after)
+        summary["brain_maps"] = maps
         summary["alignment"] = {"before": before["tuned"], "after": after["tuned"]}
         if "heldout" in before:
             summary["alignment"]["heldout_participant"] = {"before": before["heldout"], "after": after["heldout"]}
