@@ -181,6 +181,7 @@ class AlignmentConfig:
     window_s: Optional[float] = None  # feature window per TR; None: the run's TR
     regions: list[str] = field(default_factory=list)  # also report mean r of targets whose label contains each (+ "other")
     extraction: str = "segment"  # segment (chunks, mean of frames per TR) | sliding (causal snippets, Lanczos to TRs)
+    recipe: str = "braintune"  # braintune | reference (the multi-participant paper's evaluation, docs/reference_recipe.md)
     sliding_context_s: float = 16.0  # sliding: stimulus seconds each snippet ends with (the reference recipe's 16 s)
     sliding_stride_s: float = 0.1  # sliding: seconds between snippet ends
     sliding_batch: int = 32  # sliding: snippets per forward pass
@@ -190,7 +191,7 @@ class AlignmentConfig:
     efficiency: bool = False  # also fit on nested subsets of training runs (held-out participants); on in compare
     efficiency_runs: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 10, 15, 20, 25])  # capped at what exists
     n_boot: int = 1000  # block-bootstrap resamples for CIs of the mean r difference (compare)
-    block_trs: int = 10  # TRs per bootstrap block (longer than the response autocorrelation)
+    block_trs: int = 20  # TRs per block of the block bootstrap and the block sign-flip test (>> the response autocorrelation)
 
 
 @dataclass
@@ -245,6 +246,7 @@ CHOICES = {
     "logger.kind": ("csv", "wandb", "tensorboard"),
     "alignment.cv": ("leave_runs_out", "bootstrap"),
     "alignment.extraction": ("segment", "sliding"),
+    "alignment.recipe": ("braintune", "reference"),
     "downstream.pooling": ("mean",),
     "downstream.probe": ("logistic", "ridge"),
 }

@@ -65,7 +65,7 @@ def test_compare_writes_differences_tests_and_plots(compared):
         assert "cannot reject" in tuned["wilcoxon"].get("warning", "")  # 3 pairs: smallest two-sided p is 0.25
         assert tuned["paired_t"]["n"] == 3 and tuned["paired_t"]["p_holm"] >= tuned["paired_t"]["pvalue"]
         assert "at least 2 pairs" in tests["across_participants"]["heldout"][layer]["paired_t"]["error"]
-    assert tests["headline_layer"] == summary["models"]["base"]["layer"]
+    assert summary["recipe"] == "braintune" and tests["headline_layer"] == summary["models"]["base"]["layer"]
     assert tests["groups"] == {"tuned": ["UTS01", "UTS02", "UTS03"], "heldout": ["UTS04"]}
     per_target, layer = np.load(out / tests["per_target"]), tests["headline_layer"]
     for group, members in tests["groups"].items():

@@ -22,6 +22,7 @@ from ..evaluation.cache import FeatureCache
 from ..evaluation.compare import compare_pair, efficiency_summary, participant_efficiency, run_counts
 from ..evaluation.plots import plot_efficiency, plot_layers, plot_regions
 from ..evaluation.results import AlignmentResult
+from ..evaluation.rows import skip_start_rows
 from ..models import Model, checkpoint_entry, load_model, unique_names
 from .common import alignment_settings, open_splits, write_summary
 
@@ -47,7 +48,9 @@ def efficiency_curves(cfg: Config, study: Study, splits: Splits, result: Alignme
     participants = splits.heldout or splits.participants
     n_train = min(len([r for r in study.runs_of(p) if r not in splits.test_runs]) for p in participants)
     n_runs = run_counts(list(cfg.alignment.efficiency_runs), n_train)
-    params = alignment_settings(cfg).encoder_params()
+    settings = alignment_settings(cfg)
+    study = skip_start_rows(study, splits.test_runs, settings.test_skip_trs)  # the rows result.features has
+    params = settings.encoder_params()
     return {p: participant_efficiency(study, p, result.features, result.layers.index(result.layer), splits.test_runs,
                                       n_runs, params, cfg.trainer.seed) for p in participants}
 
@@ -55,10 +58,17 @@ def efficiency_curves(cfg: Config, study: Study, splits: Splits, result: Alignme
 def measure_model(cfg: Config, study: Study, splits: Splits, model: Model) -> tuple[AlignmentResult, dict]:
     """One model -> its alignment result and summary."""
     cache = feature_cache(cfg, model)
+    settings = alignment_settings(cfg)
+    deep = [l for l in settings.layers or () if not -model.backbone.num_layers <= l < model.backbone.num_layers]
+    if deep:
+        raise ConfigError(f"alignment.layers {list(settings.layers)} (alignment.recipe={cfg.alignment.recipe}) name hidden "
+                          f"states {deep}, but the backbone has {model.backbone.num_layers} (0 = embeddings); set "
+                          f"alignment.layers to indices below {model.backbone.num_layers}")
     result = measure_alignment(model.backbone, model.layer, study, splits.participants + splits.heldout,
-                               splits.test_runs, alignment_settings(cfg), model.device, cache)
+                               splits.test_runs, settings, model.device, cache)
     summary = result.summary()
-    summary.update(model=model.entry, checkpoint=cfg.checkpoint, backbone=model.config.backbone.name)
+    summary.update(model=model.entry, checkpoint=cfg.checkpoint, backbone=model.config.backbone.name,
+                   recipe=cfg.alignment.recipe)
     if cache is not None:
         summary["feature_cache"] = {"dir": str(cache.dir), "hits": cache.hits, "misses": cache.misses}
     return result, summary
@@ -117,7 +127,7 @@ def compare(cfg: Config) -> dict:
         tests[key]["per_target"] = f"tests_{file_safe(name)}.npz"  # diff, p and rejections per target (max, BH)
         np.savez(out_dir / tests[key]["per_target"], **pair.arrays())
     eff_ref = "base" if "base" in curves else reference
-    summary = {"models": models, "reference": reference, "differences": differences,
+    summary = {"models": models, "reference": reference, "recipe": cfg.alignment.recipe, "differences": differences,
                "tests": tests, "efficiency": efficiency_summary(curves, eff_ref), "test_runs": splits.test_runs,
                "heldout_participants": splits.heldout, "brain_maps": maps}
     plots = [plot_layers(models, out_dir / "alignment_by_layer.png").name,

@@ -13,11 +13,12 @@ import numpy as np
 
 from ..config import Config, load_config
 from ..data.datamodule import Splits, make_splits
-from ..data.formats import open_study
+from ..data.formats import open_study, trim_trs
 from ..data.study import Study
 from ..errors import UserError
 from ..evaluation.alignment import AlignmentSettings
 from ..evaluation.features import Extraction
+from ..evaluation.recipe import reference_settings
 from ..provenance import provenance
 
 
@@ -63,6 +64,9 @@ def extraction(cfg: Config) -> Extraction:
 
 def alignment_settings(cfg: Config) -> AlignmentSettings:
     a = cfg.alignment
+    if a.recipe == "reference":  # the multi-participant paper's evaluation, docs/reference_recipe.md
+        return reference_settings(tuple(a.layers) if a.layers is not None else None, tuple(a.regions), cfg.data.labels,
+                                  a.sliding_batch, trim_trs(cfg.data))
     return AlignmentSettings(tuple(a.layers) if a.layers is not None else None, extraction(cfg), tuple(a.delays),
                              tuple(a.alphas) if a.alphas is not None else None, a.cv, tuple(a.regions), cfg.data.labels,
                              a.min_ceiling)

@@ -19,6 +19,7 @@ from .encoding import RidgeEncoder
 from .features import Extraction, study_features
 from .metrics import correlation
 from .results import AlignmentResult, ParticipantAlignment
+from .rows import skip_start_rows
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ class AlignmentSettings:
     regions: tuple[str, ...] = ()  # also summarise targets whose label contains each
     labels: str | None = None  # label table; None: the layout's own
     min_ceiling: float = 0.05
+    encoder: dict = field(default_factory=dict)  # more RidgeEncoder keywords (scoring, nboots, ...: recipe.py)
+    test_skip_trs: int = 0  # rows cut from the start of each test run before anything reads them (rows.py)
 
     def encoder_params(self) -> dict:
-        params = {"delays": tuple(self.delays), "cv": self.cv}
+        params = {"delays": tuple(self.delays), "cv": self.cv, **self.encoder}
         if self.alphas is not None:
             params["alphas"] = np.asarray(self.alphas, dtype=float)
         return params
@@ -119,6 +122,7 @@ def measure_alignment(backbone, headline_layer: int, study: Study, participants:
     """Features of every run the participants heard (``cache``: a ``FeatureCache``), then ``participant_alignment``
     for each participant -> an ``AlignmentResult`` holding the headline layer's test predictions and the features."""
     layers = measured_layers(settings, backbone.num_layers, headline_layer)
+    study = skip_start_rows(study, test_runs, settings.test_skip_trs)
     runs = {r: study.runs[r] for p in participants for r in study.runs_of(p)}
     feats = study_features(backbone, runs, layers, settings.extraction, device, cache)
     params = settings.encoder_params()
