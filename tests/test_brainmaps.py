@@ -266,7 +266,7 @@ def test_write_brain_maps_paints_the_planted_maps_before_drawing(tmp_path, drawn
     assert ("draw_slices", "r_map_parc_slices.png") not in handed  # parcels: surface and glass brain only
     assert not any(f.startswith("r_map_surf") for name, f in handed if name != "draw_r_map" and "normalized" not in name)
     assert "brain_maps/r_map_surf_hemi-L.func.gii" in out["surf"]["files"] and out["surf"]["notes"] == []
-    assert out["none"]["files"] == [] and "does not say where none's targets are" in out["none"]["notes"][0]
+    assert out["none"]["files"] == [] and "gives no location for the targets of none" in out["none"]["notes"][0]
 
 
 def test_write_brain_maps_draws_differences_where_significant(tmp_path, drawn):

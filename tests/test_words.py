@@ -77,3 +77,24 @@ def test_transcript_missing_columns_names_file(tmp_path):
     p.write_text("text_per_tr\twords_per_tr\nhi\t['hi']\n")
     with pytest.raises(DataError, match="broken.tsv.*onsets_per_tr"):
         read_transcript_tsv(p, tr=1.49)
+
+
+def test_textgrid_of_the_synthetic_writer_reads_back_its_words(tmp_path):
+    from braintune.data.formats.synthetic import _write_textgrid
+
+    planted = [(0.5, 0.9, "low"), (0.9, 1.3, "deep"), (2.0, 2.25, "sp"), (3.1, 3.6, "bright")]  # back to back, a gap
+    _write_textgrid(tmp_path / "story.TextGrid", planted, 5.0)
+    assert read_textgrid(tmp_path / "story.TextGrid") == [Word(a, b, t) for a, b, t in planted if t != "sp"]
+
+
+def test_textgrid_short_format_and_utf16(tmp_path):
+    short = 'File type = "ooTextFile short"\n"TextGrid"\n\n0\n2\n<exists>\n1\n"IntervalTier"\n"words"\n0\n2\n2\n0\n1\n"café"\n1\n2\n""\n'
+    (tmp_path / "short.TextGrid").write_bytes(short.encode("utf-16"))  # Praat writes UTF-16 for non-ASCII labels
+    assert read_textgrid(tmp_path / "short.TextGrid") == [Word(0.0, 1.0, "café")]
+
+
+def test_truncated_textgrid_names_file(tmp_path):
+    p = tmp_path / "cut.TextGrid"
+    p.write_text(TEXTGRID[: TEXTGRID.index("intervals [3]") + 30])  # cut inside the word tier
+    with pytest.raises(DataError, match="cut.TextGrid.*cannot be parsed"):
+        read_textgrid(p)

@@ -2,8 +2,9 @@
 
 Two published forms are read:
 
-* Praat TextGrid, long (text) format, as in LeBel ds003020 ``derivative/TextGrids`` (tier "word" or "words");
-  empty intervals and the aligner's silence marks (``sp``, ``sil``, ``{SL}``) are skipped.
+* Praat TextGrid (long or short text format, UTF-8 or UTF-16), as in LeBel ds003020 ``derivative/TextGrids``, read
+  with praatio (tier "word" or "words"); empty intervals and the aligner's silence marks (``sp``, ``sil``, ``{SL}``)
+  are skipped.
 * Algonauts 2025 per-TR transcripts (``stimuli/transcripts/.../*.tsv``): one row per TR with columns
   ``text_per_tr, words_per_tr, onsets_per_tr, durations_per_tr``; the lists are stored as Python literals
   (``"['so', 'you']"``) and are parsed with ``ast.literal_eval``. Onsets are in seconds from the run start.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,36 +30,37 @@ class Word:
     text: str
 
 
-def _tiers(text: str) -> dict[str, list[tuple[float, float, str]]]:
-    """Interval tiers of a long-format TextGrid: name -> [(xmin, xmax, text)]."""
-    tiers: dict[str, list[tuple[float, float, str]]] = {}
-    # Split at each "item [n]:" header; the first chunk is the file header.
-    for chunk in re.split(r"\n\s*item\s*\[\d+\]\s*:", text)[1:]:
-        name = re.search(r'name\s*=\s*"(.*?)"', chunk)
-        if name is None or '"IntervalTier"' not in chunk:
-            continue
-        intervals = re.findall(
-            r'intervals\s*\[\d+\]\s*:?\s*xmin\s*=\s*([-\d.eE+]+)\s*xmax\s*=\s*([-\d.eE+]+)\s*text\s*=\s*"((?:[^"]|"")*)"', chunk
-        )
-        tiers[name.group(1).strip().lower()] = [(float(a), float(b), t.replace('""', '"')) for a, b, t in intervals]
-    return tiers
+def _decode(raw: bytes) -> str:
+    """Praat writes UTF-8, or UTF-16 (with a byte-order mark) when a label needs it."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16", errors="replace")
+    return raw.decode("utf-8", errors="replace")
 
 
 def read_textgrid(path: str | Path) -> list[Word]:
-    """Words of the "word"/"words" tier of a long-format Praat TextGrid, silences skipped, sorted by onset."""
+    """Words of the "word"/"words" tier of a Praat TextGrid (long or short text format, parsed by praatio), silences
+    skipped, sorted by onset."""
+    from praatio.utilities.errors import PraatioException
+    from praatio.utilities.textgrid_io import parseTextgridStr
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = _decode(path.read_bytes())
     except OSError as err:
         raise DataError(f"cannot read TextGrid '{path}': {err}") from err
     if "ooTextFile" not in text[:200]:
         raise DataError(f"'{path}' is not a Praat TextGrid (no 'ooTextFile' header); re-download it")
-    tiers = _tiers(text)
+    try:  # praatio's reader, without its interval checks (a few published alignments overlap by rounding)
+        parsed = parseTextgridStr(text, includeEmptyIntervals=False)
+        tiers = {t["name"].strip().lower(): list(t["entries"]) for t in parsed["tiers"] if t["class"] == "IntervalTier"}
+    except (PraatioException, ValueError, IndexError, KeyError) as err:  # what praatio raises on a broken file
+        raise DataError(f"TextGrid '{path}' cannot be parsed ({type(err).__name__}: {err}); it is truncated or not a "
+                        "Praat text TextGrid; re-download it") from err
     tier = next((tiers[name] for name in WORD_TIERS if name in tiers), None)
     if tier is None:
         raise DataError(f"TextGrid '{path}' has no 'word' or 'words' interval tier (it has: {sorted(tiers)}); "
                         "word timings need a word-level alignment")
-    words = [Word(a, b, t.strip()) for a, b, t in tier if t.strip().lower() not in SILENCE]
+    words = [Word(float(a), float(b), t.strip()) for a, b, t in tier if t.strip().lower() not in SILENCE]
     return sorted(words, key=lambda w: w.start_s)
 
 

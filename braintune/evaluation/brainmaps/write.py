@@ -33,7 +33,7 @@ from .paint import atlas_ids, paint_mask, paint_parcels, paint_vertices, to_fsav
 
 log = logging.getLogger(__name__)
 
-NO_SPACE = ("no brain maps: the {format} layout does not say where {participant}'s targets are (LeBel needs "
+NO_SPACE = ("no brain maps: the {format} layout gives no location for the targets of {participant} (LeBel needs "
             "derivative/pycortex-db; BIDS volumes need data.bids.mask or data.bids.atlas; Algonauts needs "
             "fmri/<participant>/atlas/*.nii.gz; h5 and manifest data have no location)")
 
