@@ -111,3 +111,16 @@ def test_corrupt_wav_names_file(tmp_path):
     (root / "stimuli" / "pieman.wav").write_bytes(b"RIFF" + b"\x00" * 100)
     with pytest.raises(DataError, match="pieman.wav"):
         bids.open_study(root, mask=str(root / "mask.nii.gz"))
+
+
+def test_maskers_match_numpy_oracles(tmp_path):
+    """nilearn's maskers give every mask voxel in C order over (i, j, k) (brain maps paint them back in that order)
+    and each parcel's mean, parcels in ascending atlas id."""
+    root = write_bids(tmp_path)
+    path = next((root / "sub-01/func").glob("*.nii.gz"))
+    raw = nib.load(path).get_fdata()
+    mask = nib.load(root / "mask.nii.gz").get_fdata() != 0
+    np.testing.assert_allclose(bids.ImageResponse(path, mask=root / "mask.nii.gz").read(), raw[mask].T, rtol=1e-6)
+    atlas = nib.load(root / "atlas.nii.gz").get_fdata()
+    means = np.stack([raw[atlas == i].mean(0) for i in (3, 8)], 1)
+    np.testing.assert_allclose(bids.ImageResponse(path, atlas=root / "atlas.nii.gz").read(), means, rtol=1e-5)

@@ -83,10 +83,10 @@ def paired_ttest(a, b, alternative: str = "two-sided") -> PairedTest:
 
 
 def mean_sem(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error of the mean (ddof=1) along ``axis``, NaN ignored."""
+    """Mean and standard error of the mean (ddof=1, ``scipy.stats.sem``) along ``axis``, NaN ignored."""
     values = np.asarray(values, float)
-    n = np.sum(np.isfinite(values), axis=axis)
-    return np.nanmean(values, axis=axis), np.nanstd(values, axis=axis, ddof=1) / np.sqrt(n)
+    sem = np.asarray(scipy.stats.sem(values, axis=axis, ddof=1, nan_policy="omit"), float)  # masked array -> NaN-free
+    return np.nanmean(values, axis=axis), sem
 
 
 def bootstrap_ci(values, n_boot: int = 10000, ci: float = 0.95, seed: int = 0,

@@ -85,16 +85,22 @@ class ImageResponse:
         return labels
 
     def _volume_targets(self) -> np.ndarray:
-        data = _voxels(self.path)  # (X, Y, Z, T)
+        """(T, targets) through nilearn's maskers: the mask's voxels in C order over (i, j, k) (``NiftiMasker``), or
+        each atlas parcel's mean, parcels in ascending id order (``NiftiLabelsMasker``)."""
+        import nibabel as nib
+        from nilearn.maskers import NiftiLabelsMasker, NiftiMasker
+
+        data = _voxels(self.path)  # (X, Y, Z, T), decoded once; a truncated file is named here
         labels = self._labels(data.shape)
-        ref = self.atlas or self.mask
-        flat = data.reshape(-1, data.shape[3])  # (voxels, T)
+        affine = _load_image(self.path).affine  # the grid was checked by shape: the maskers see one affine
+        image = nib.Nifti1Image(data, affine)
         if self.atlas is None:
             if not (labels != 0).any():
-                raise DataError(f"mask '{ref}' is empty (no nonzero voxel); check the file")
-            return flat[labels.reshape(-1) != 0].T
-        ids = np.unique(labels[labels != 0])
-        return np.stack([flat[labels.reshape(-1) == i].mean(0) for i in ids], 1)
+                raise DataError(f"mask '{self.mask}' is empty (no nonzero voxel); check the file")
+            mask = nib.Nifti1Image((labels != 0).astype(np.uint8), affine)
+            return NiftiMasker(mask, standardize=None).fit_transform(image)  # raw values: z-scoring is data.zscore's
+        parcels = NiftiLabelsMasker(nib.Nifti1Image(labels.astype(np.int32), affine), strategy="mean", standardize=None)
+        return parcels.fit_transform(image)
 
     def read(self) -> np.ndarray:
         if self.path.name.endswith(".func.gii"):
