@@ -1,7 +1,9 @@
-"""Dashboards (CSV columns, wandb offline run directory) and the multi-process strategy the trainer gets."""
+"""Dashboards (CSV columns; the wandb offline run directory, with the dashboard's pictures, tables and text) and the
+multi-process strategy the trainer gets."""
 from __future__ import annotations
 
 import csv
+import json
 
 from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 
@@ -35,9 +37,26 @@ def test_wandb_without_key_logs_offline_under_out_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_DIR", raising=False)
     out = tmp_path / "run"
-    train(load_config(None, TINY + [f"data.root={tmp_path / 'data'}", f"out_dir={out}", "logger.kind=wandb"]))
+    summary = train(load_config(None, TINY + [f"data.root={tmp_path / 'data'}", f"out_dir={out}", "logger.kind=wandb",
+                                              "alignment.after_training=true", "alignment.layers=[1]",
+                                              "alignment.delays=[1,2]", "alignment.cache_dir=null"]))
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
+    # the dashboard's pictures, tables and text, stored by W&B under their keys (alignment/by_layer/after_<step>_<hash>.png)
+    media = runs[0] / "files" / "media"
+    images = sorted(p.name for p in (media / "images" / "alignment" / "by_layer").glob("*.png"))
+    assert [n.split("_")[0] for n in images] == ["after", "before"], images
+    tables = {p.name.split("_")[0]: json.loads(p.read_text()) for p in (media / "table/alignment/table").glob("*.table.json")}
+    assert (media / "table/dataset").is_dir() and set(tables) == {"before", "after"}
+    rows = {(r[1], r[2]): r for r in tables["after"]["data"]}
+    assert tables["after"]["columns"][:5] == ["when", "group", "participant", "layer", "mean r"]
+    after = summary["alignment"]["after"]
+    assert float(rows["tuned", "UTS01"][4]) == round(after["participants"]["UTS01"]["mean_r"], 4)
+    held = summary["alignment"]["heldout_participant"]["after"]["participants"]["UTS04"]["mean_r"]
+    assert float(rows["heldout", "UTS04"][4]) == round(held, 4)
+    html = [p.read_text() for p in (media / "html").rglob("*.html")]
+    assert any("format: synthetic" in h for h in html) and any("&quot;participants&quot;" in h for h in html)
+    assert summary["brain_maps"]["after"].startswith("no brain maps")  # LeBel layout without derivative/pycortex-db
 
 
 def test_strategy_for_several_devices():
