@@ -208,3 +208,127 @@ def test_torch_cuda_backends_match_numpy():
         np.testing.assert_allclose(enc.alphas_, ref.alphas_)
         np.testing.assert_allclose(enc.score(X_test, Y_test), ref.score(X_test, Y_test),
                                    atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------
+# The spectral ("svd") solver of issue 14: against himalaya, scikit-learn and itself.
+
+def _alpha_groups(n=400, n_test=200, p=40, per_group=250, seed=8):
+    """Four groups of targets whose best α differs by design: strong, medium, weak signal, noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n + n_test, p)) * np.linspace(1.0, 0.2, p)
+    gains = np.repeat([3.0, 0.6, 0.15, 0.0], per_group)
+    W = rng.standard_normal((p, len(gains))) / np.sqrt(p) * gains
+    Y = X @ W + rng.standard_normal((n + n_test, len(gains)))
+    Y -= Y[:n].mean(0)
+    return (X[:n].astype(np.float32), Y[:n].astype(np.float32), X[n:].astype(np.float32),
+            Y[n:].astype(np.float32), np.repeat(np.arange(4), per_group))
+
+
+def test_spectral_solver_matches_himalaya_float32_on_planted_alpha_groups():
+    from himalaya.ridge import RidgeCV
+    from himalaya.scoring import r2_score
+    X, Y, X_test, Y_test, group = _alpha_groups()
+    alphas = np.logspace(-1, 4, 11)
+    ref = RidgeCV(alphas=alphas, cv=KFold(5), solver_params=dict(score_func=r2_score)).fit(X, Y)
+    enc = RidgeEncoder(alphas=alphas, delays=(0,), cv=KFold(5), alpha_convention="himalaya",
+                       scoring="r2", solver="svd", backend="numpy", dtype="float32").fit(X, Y)
+    assert np.mean(np.isclose(enc.alphas_, ref.best_alphas_, rtol=1e-4)) >= 0.999
+    r_ref = correlation(Y_test, np.asarray(ref.predict(X_test)))
+    assert np.abs(enc.score(X_test, Y_test) - r_ref).max() <= 1e-4
+    # the planted structure is recovered: weaker signal, larger α; noise-only at the top
+    medians = [np.median(np.log10(enc.alphas_[group == g])) for g in range(4)]
+    assert medians[0] < medians[1] < medians[2] < medians[3] == np.log10(alphas[-1])
+
+
+@pytest.mark.parametrize("case", ["kfold", "time_series", "wide"])
+def test_spectral_solver_matches_sklearn_loop_for_any_split_and_shape(case):
+    """Train sets that are not the complement of validation, and p > n_train (dual Gram)."""
+    from sklearn.model_selection import TimeSeriesSplit
+    X, Y, X_test, _ = _planted(n=100 if case == "wide" else 240, p=130 if case == "wide" else 12,
+                               n_targets=10, seed=9)
+    cv = TimeSeriesSplit(4) if case == "time_series" else KFold(4)
+    splits, alphas = list(cv.split(X)), np.logspace(-1, 4, 9)
+    oracle_alphas, oracle_pred = _sklearn_loop(X, Y, alphas, splits, X_test)
+    enc = RidgeEncoder(alphas=alphas, delays=(0,), cv=splits, alpha_convention="himalaya",
+                       dtype="float64", backend="numpy").fit(X, Y)
+    np.testing.assert_allclose(enc.alphas_, oracle_alphas)
+    np.testing.assert_allclose(enc.predict(X_test), oracle_pred, atol=1e-8)
+
+
+def _naive_cv_scores(X, Y, splits, penalties, scoring):
+    """Oracle: mean validation score (n_alphas, n_targets) from explicit normal equations."""
+    from braintune.evaluation.solvers import SCORE_FUNCS
+    scores = np.zeros((len(penalties), Y.shape[1]))
+    for train, val in splits:
+        for a, pen in enumerate(penalties):
+            W = np.linalg.solve(X[train].T @ X[train] + pen * np.eye(X.shape[1]), X[train].T @ Y[train])
+            scores[a] += SCORE_FUNCS[scoring](Y[val], X[val] @ W)
+    return scores / len(splits)
+
+
+@pytest.mark.parametrize("scoring", ["r", "r2", "r2_huth"])
+def test_pole_expansion_near_pairs_and_direct_fallback_agree(scoring, monkeypatch):
+    """The three ways of scoring the α grid (`solvers._pole_expansion`) against an oracle.
+
+    A one-hot block balanced in every fold (its six training eigenvalues exactly equal: the
+    partial fractions would divide by zero) beside graded features orthogonal to it; α from
+    1e-4 to 1e8; targets with an offset. The near-pair tolerance picks the path: poles with
+    the exact-degenerate cluster paired exactly (1e-7), poles with larger clusters of small
+    eigenvalues (1e-2), or the stacked predictions when clusters cover the spectrum (10).
+    """
+    from braintune.evaluation import solvers
+    rng = np.random.default_rng(10)
+    n, splits = 300, list(KFold(5).split(np.zeros(300)))
+    category = np.arange(n) % 6
+    graded = rng.standard_normal((n, 10)) * np.logspace(0, -3, 10)
+    for _, val in splits:  # centred per category in every fold: orthogonal to the one-hot block
+        for c in range(6):
+            rows = val[category[val] == c]
+            graded[rows] -= graded[rows].mean(0)
+    X = np.hstack([2.0 * np.eye(6)[category], graded])
+    Y = X @ rng.standard_normal((16, 12)) + rng.standard_normal((n, 12)) + 3.0
+    alphas = np.logspace(-4, 8, 13)
+    oracle = _naive_cv_scores(X, Y, splits, alphas, scoring)
+    n_near = []
+    for tol in (1e-7, 1e-2, 10.0):
+        monkeypatch.setattr(solvers, "_NEAR_RTOL", tol)
+        fold = solvers._fold_basis(solvers._Xp("numpy"), X, X.T @ X, *splits[0], alphas, "float64")
+        n_near.append(None if fold["poles"] is None else len(fold["poles"]["near"]))
+        best, cv_scores, _ = solvers._fit_svd_path(X, Y, splits, alphas, scoring, 5, "numpy", "float64")
+        np.testing.assert_array_equal(best, oracle.argmax(0))
+        np.testing.assert_allclose(cv_scores, oracle.max(0), rtol=1e-9, atol=1e-12)
+    assert n_near[0] == 6 and n_near[1] > 6 and n_near[2] is None
+
+
+def test_pole_expansion_matches_explicit_predictions_from_tiny_to_huge_alpha():
+    """Σ ŷc·yc and Σ ŷc² of every α from the poles equal those of the predictions themselves."""
+    from braintune.evaluation import solvers
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((400, 30)) * np.logspace(0, -2.5, 30)
+    Y = rng.standard_normal((400, 25))
+    train, val = next(iter(KFold(4).split(X)))
+    alphas, xp = np.logspace(-6, 12, 10), solvers._Xp("numpy")
+    fold = solvers._fold_basis(xp, X, X.T @ X, train, val, alphas, "float64")
+    B = fold["V"].T @ X[train].T @ Y[train]
+    Yc = Y[val] - Y[val].mean(0)
+    num, pp, _ = solvers._pole_stats(xp, fold, B, fold["XvV"].T @ Yc, Yc)
+    P = np.stack([fold["XvV"] @ (B * d[:, None]) for d in fold["D1"]])  # (A, n_val, T)
+    np.testing.assert_allclose(num, np.einsum("ant,nt->at", P, Yc), rtol=1e-9)
+    np.testing.assert_allclose(pp, (P ** 2).sum(1), rtol=1e-9)
+
+
+def test_spectral_solver_torch_cpu_and_target_batches_match_one_numpy_batch(monkeypatch):
+    """The torch backend on the CPU gives numpy's answer; target batches and chunks change nothing."""
+    from braintune.evaluation import solvers
+    X, Y, _, _, _ = _alpha_groups(per_group=40)
+    kw = dict(alphas=np.logspace(-1, 4, 11), delays=(0, 1), cv=KFold(5), alpha_convention="himalaya",
+              dtype="float64")
+    ref = RidgeEncoder(n_targets_batch=None, backend="numpy", **kw).fit(X, Y)
+    assert len(np.unique(ref.alphas_)) >= 4
+    monkeypatch.setattr(solvers, "_CHUNK_ELEMENTS", {False: 1000, True: 1000})  # chunks of 3 targets
+    for backend, batch in [("numpy", 7), ("torch", None), ("torch", 33)]:
+        enc = RidgeEncoder(n_targets_batch=batch, backend=backend, **kw).fit(X, Y)
+        np.testing.assert_array_equal(enc.alphas_, ref.alphas_)
+        np.testing.assert_allclose(enc.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(enc.cv_scores_, ref.cv_scores_, rtol=1e-10, atol=1e-12)
