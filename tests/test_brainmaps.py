@@ -288,3 +288,17 @@ def test_write_brain_maps_draws_differences_where_significant(tmp_path, drawn):
     wrong = bm.write_brain_maps(tuned, study, spaces, tmp_path / "maps", "cmp", base, {"s": significant[:5]})
     assert "pass one bool per kept target" in wrong["s"]["notes"][0]
     assert bm.write_brain_maps(tuned, study, {"s": None}, tmp_path / "maps").startswith("no brain maps")
+
+
+def test_write_brain_maps_pycortex_targets_get_npz_and_a_reason_without_the_database(tmp_path):
+    from braintune.data.formats import TargetSpace
+
+    db = tmp_path / "ds003020" / "derivative" / "pycortex-db"
+    db.mkdir(parents=True)  # the layout has a database, but not this participant's
+    result = _result({"UTS01": [0.1, 0.2, 0.3]}, {"UTS01": [0, 2, 3]})
+    out = bm.write_brain_maps(result, _study({"UTS01": _Source(4)}), {"UTS01": TargetSpace("pycortex", db, "UTS01")},
+                              tmp_path / "run" / "brain_maps")
+    saved = np.load(tmp_path / "run/brain_maps/r_map_UTS01.npz")
+    np.testing.assert_array_equal(saved["values"], np.array([0.1, np.nan, 0.2, 0.3], np.float32))  # one per hf5 voxel
+    assert out["UTS01"]["files"] == ["brain_maps/r_map_UTS01.npz"]
+    assert "no flatmap for UTS01" in out["UTS01"]["notes"][0] and "pycortex-db/UTS01" in out["UTS01"]["notes"][0]
