@@ -1,16 +1,18 @@
-"""Demo synthetic stories + the demo's tiny wav2vec2 in, a table out: training seconds per epoch and held-out
-alignment for (a) braintune's segments of K TRs and (b) the reference recipe's one 10 s window per TR.
+"""Demo synthetic stories + the demo's tiny wav2vec2 in, a table out: backbone CPU seconds per TR target in training and
+the causal-evaluation alignment after tuning, for (a) segments with full attention ("unbounded"), (b) segments with
+block-causal attention ("banded", braintune's default: each TR sees nothing past its window) and (c) the reference
+recipe's one 10 s window per TR.
 
-Both approaches start from the same weights, use the same heads, pooling definition (mean of the frames
-in ``[t + 1 s - 10 s, t + 1 s]``), MSE loss, AdamW and the same number of TR targets per optimizer step.
-(b) follows bridge-ai-neuro/multi-brain-tuning (``make_delayed`` over 2 s chunks, TR times + 1 s): every
-TR is one 10 s waveform, encoded independently, its frames mean-pooled. "val r" is the mean Pearson r between
-the heads' predictions and the validation story's responses, with either inference; "test alignment r" is the
-demo's brain alignment of the tuned backbone (ridge encoding model on its layer features, test story).
+All three start from the same weights, use the same heads, pooling definition (mean of the frames in
+``[t + 1 s - 10 s, t + 1 s]``), MSE loss, AdamW and the same number of TR targets per optimizer step. (c) follows
+bridge-ai-neuro/multi-brain-tuning (every TR is one 10 s waveform, encoded independently, its frames mean-pooled).
+"alignment" is the brain alignment of the tuned backbone measured the same causal way for all three (ridge on
+``bounded`` features of the test story: each TR's feature sees nothing after the TR), mean and 95 % t-interval over
+seeds. Timing is CPU time of this process (forward + backward + step), so a shared machine's other load matters less.
 
-    python -m benchmarks.segment_vs_window                       # 3 epochs, K = 16
-    python -m benchmarks.segment_vs_window --epochs 5 --segment-trs 32
-    python -m benchmarks.segment_vs_window backbone.config.hidden_size=256 backbone.config.intermediate_size=1024
+    python -m benchmarks.segment_vs_window                                   # demo width, 3 seeds x 4 epochs
+    python -m benchmarks.segment_vs_window --timing-only --epochs 1 backbone.config.hidden_size=768 \
+        backbone.config.intermediate_size=3072 backbone.config.num_attention_heads=12    # wav2vec2-base width
 """
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ import argparse
 import time
 
 import numpy as np
+import scipy.stats
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from braintune.commands.common import alignment_settings
 from braintune.config import load_config, to_dict
 from braintune.data.datamodule import build_datamodule
 from braintune.data.stimuli import crop, load_audio
@@ -28,7 +32,8 @@ from braintune.evaluation.alignment import measure_alignment
 from braintune.pooling import TRPooling
 from braintune.training.module import BrainTuner
 
-REFERENCE = ["pooling.window_s=10.0", "pooling.lag_s=-1.0", "pooling.n_windows=1", "pooling.combine=mean"]
+REFERENCE = ["pooling.window_s=10.0", "pooling.lag_s=-1.0", "pooling.n_windows=1", "pooling.combine=mean",
+             "backbone.freeze_feature_encoder=true"]  # the recipe: its 10 s window, its frozen CNN feature encoder
 
 
 class TRWindows(Dataset):
@@ -51,7 +56,7 @@ class TRWindows(Dataset):
 
 def window_loss(module, audio, targets):
     """(b)'s step: (B, S) windows -> mean-pooled last layer (B, D) -> heads -> mean MSE over participants."""
-    hidden = module.backbone(audio, [module.layer])[:, 0]  # (B, T, D)
+    hidden = module.backbone({"audio": audio}, [module.layer])[:, 0]  # (B, T, D), each window normalised on its own
     preds = module.heads(hidden.mean(1)[:, None], list(targets))  # {p: (B, 1, n_p)}
     return torch.stack([torch.nn.functional.mse_loss(preds[p][:, 0], y) for p, y in targets.items()]).mean()
 
@@ -82,71 +87,72 @@ def timed_epoch(module, optimizer, batches, step) -> float:
     return spent
 
 
-@torch.no_grad()
-def heldout_r(module, segment_batches, window_batches) -> tuple[float, float]:
-    """Mean Pearson r over participants and targets of the validation story, with segment and with window inference."""
-    module.eval()
-    out = []
-    for kind, batches in (("segment", segment_batches), ("window", window_batches)):
-        pred, true = {}, {}
-        for batch in batches:
-            if kind == "segment":
-                for p, y_hat in module(batch).items():
-                    rows = module._rows(batch, p)
-                    pred.setdefault(p, []).append(y_hat[rows]), true.setdefault(p, []).append(batch["targets"][p][rows])
-            else:
-                audio, targets = batch
-                feats = module.backbone(audio, [module.layer])[:, 0].mean(1)[:, None]
-                for p, y_hat in module.heads(feats, list(targets)).items():
-                    pred.setdefault(p, []).append(y_hat[:, 0]), true.setdefault(p, []).append(targets[p])
-        rs = [np.nanmean([np.corrcoef(a, b)[0, 1] for a, b in zip(torch.cat(pred[p]).T.numpy(), torch.cat(true[p]).T.numpy())])
-              for p in pred]
-        out.append(float(np.mean(rs)))
-    return out[0], out[1]
+APPROACHES = (("(a) segments, full attention", ["band.training=false"], "segments"),
+              ("(b) segments, block-causal", ["band.training=true"], "segments"),
+              ("(c) 10 s window per TR", [], "windows"))
+
+
+def run_one(cfg, dm, kind: str, seed: int, args) -> tuple[float, float]:
+    """Train one approach for ``args.epochs`` from seed ``seed``; return (CPU s per TR target, test alignment r)."""
+    windows = TRWindows(dm.study, dm.splits.train_runs, dm.responses.data, dm.splits.participants, cfg.data.sample_rate)
+    torch.manual_seed(seed)
+    module = BrainTuner(to_dict(cfg), dm.responses.n_targets)
+    dm.spec = module.backbone.spec
+    optimizer = torch.optim.AdamW(module.parameters(), lr=args.lr)
+    if kind == "segments":
+        batches, step = (lambda: list(dm.train_dataloader())[: args.max_steps]), segment_loss
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        batches = lambda: list(DataLoader(windows, batch_size=args.targets_per_step, shuffle=True,  # noqa: E731
+                                          generator=gen))[: args.max_steps]
+        step = window_loss
+    targets, seconds = 0, 0.0
+    for _ in range(args.epochs):
+        epoch = batches()
+        targets += sum(int(b["tr_mask"].sum()) if kind == "segments" else len(b[0]) for b in epoch)
+        seconds += timed_epoch(module, optimizer, epoch, step)
+    if args.timing_only:
+        return seconds / targets, float("nan")
+    result = measure_alignment(module.backbone, module.layer, dm.study, dm.splits.participants, dm.splits.test_runs,
+                               alignment_settings(cfg))
+    return seconds / targets, result.summary()["mean_r"]
+
+
+def interval(values: list[float]) -> str:
+    values = np.asarray(values, float)
+    if len(values) < 2 or not np.isfinite(values).all():
+        return f"{np.mean(values):.3f}"
+    half = scipy.stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return f"{values.mean():.3f} [{values.mean() - half:.3f}, {values.mean() + half:.3f}]"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--segment-trs", type=int, default=16)
-    parser.add_argument("--targets-per-step", type=int, default=32, help="TR targets per optimizer step, both approaches")
-    parser.add_argument("--context-s", type=float, default=4.0, help="(a)'s left context before a segment's first window")
+    parser.add_argument("--targets-per-step", type=int, default=32, help="TR targets per optimizer step, every approach")
+    parser.add_argument("--context-s", type=float, default=8.0, help="left context before a segment's first window")
+    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps per epoch (timing of wide models)")
+    parser.add_argument("--timing-only", action="store_true", help="skip the alignment (wide models)")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. backbone.config.hidden_size=256 (a wider model)")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. backbone.config.hidden_size=768")
     args = parser.parse_args()
     k = args.segment_trs
     sizes = [f"data.segment_trs={k}", f"data.context_s={args.context_s}", f"data.batch_size={max(args.targets_per_step // k, 1)}"]
-    cfg = load_config("configs/demo.yaml", REFERENCE + sizes + args.overrides)
-    p = cfg.pooling
-    dm = build_datamodule(cfg, TRPooling(p.window_s, p.lag_s, p.n_windows, p.combine).span)
-    windows = lambda runs, shuffle: DataLoader(  # noqa: E731
-        TRWindows(dm.study, runs, dm.responses.data, dm.splits.participants, cfg.data.sample_rate),
-        batch_size=args.targets_per_step, shuffle=shuffle)
-    seg_train, seg_val = list(dm.train_dataloader()), list(dm.val_dataloader())
-    win_val = list(windows(dm.splits.val_runs, False))
     rows = []
-    for name, train_batches, step in (("(a) segments", lambda: seg_train, segment_loss),
-                                      ("(b) 10 s window per TR", lambda: windows(dm.splits.train_runs, True), window_loss)):
-        torch.manual_seed(0)
-        module = BrainTuner(to_dict(cfg), dm.responses.n_targets)
-        optimizer = torch.optim.AdamW(module.parameters(), lr=args.lr)
-        audio_s = sum(b["audio"].numel() for b in seg_train) if step is segment_loss else None  # padded B × S
-        seconds = [timed_epoch(module, optimizer, train_batches(), step) for _ in range(args.epochs)]
-        if audio_s is None:
-            audio_s = len(windows(dm.splits.train_runs, False).dataset) * 10.0 * cfg.data.sample_rate
-        # brain alignment of the tuned backbone, measured as the demo does (ridge on layer features, test story)
-        encoding, _ = measure_alignment(module.backbone, dm.study, dm.splits.participants, dm.splits.test_runs, cfg,
-                                        module.layer, cache=None)
-        rows.append((name, np.mean(seconds), audio_s / cfg.data.sample_rate, *heldout_r(module, seg_val, win_val),
-                     encoding["mean_r"]))
-    print(f"demo stories: {len(dm.splits.train_runs)} train runs, validation {dm.splits.val_runs}, participants "
-          f"{dm.splits.participants}; {args.epochs} epochs, {args.targets_per_step} TR targets per step, K = {k}, "
-          f"context {args.context_s} s")
-    print(f"{'approach':<26}{'CPU s/epoch':>14}{'audio s/epoch':>15}{'val r (seg inf.)':>18}{'val r (win inf.)':>18}"
-          f"{'test alignment r':>18}")
-    for name, sec, audio, r_seg, r_win, r_enc in rows:
-        print(f"{name:<26}{sec:>14.2f}{audio:>15.0f}{r_seg:>18.3f}{r_win:>18.3f}{r_enc:>18.3f}")
-    print(f"speed-up of (a) over (b): {rows[1][1] / rows[0][1]:.1f}x")
+    for name, extra, kind in APPROACHES:
+        cfg = load_config("configs/demo.yaml", REFERENCE + sizes + extra + args.overrides)
+        p = cfg.pooling
+        dm = build_datamodule(cfg, TRPooling(p.window_s, p.lag_s, p.n_windows, p.combine).span)
+        runs = [run_one(cfg, dm, kind, seed, args) for seed in range(args.seeds)]
+        rows.append((name, np.mean([r[0] for r in runs]), [r[1] for r in runs]))
+    width = load_config("configs/demo.yaml", args.overrides).backbone.config.get("hidden_size")
+    print(f"demo stories, width {width}; {args.seeds} seed(s) x {args.epochs} epoch(s); {args.targets_per_step} TR targets "
+          f"per step; K = {k}; context {args.context_s} s; alignment: ridge on bounded features of the test story")
+    print(f"{'approach':<32}{'CPU ms per TR target':>22}{'vs windows':>12}  {'test alignment r, mean [95% CI]':<34}")
+    for name, sec, r in rows:
+        print(f"{name:<32}{1000 * sec:>22.2f}{rows[-1][1] / sec:>11.1f}x  {interval(r):<34}")
 
 
 if __name__ == "__main__":

@@ -169,6 +169,18 @@ class LoggerConfig:
 
 
 @dataclass
+class BandConfig:
+    """Block-causal attention: frames are grouped in blocks ending at each TR's pooling-window end + ``lookahead_s``;
+    a frame attends to frames from its block's start − ``past_s`` to its block's end. The look-ahead bound holds at
+    any depth (a per-frame band would grow with every layer). ``data.context_s`` stays the audio read before a
+    segment; ``past_s`` is how far back attention reaches inside it."""
+
+    past_s: float = 8.0  # the reference recipe's 8 s of preceding context (its 10 s window = 8 s + the 2 s TR)
+    lookahead_s: float = 0.0  # seconds past each TR's pooling-window end that its block may see
+    training: bool = True  # block-causal attention in training segments (false: full attention over each segment)
+
+
+@dataclass
 class AlignmentConfig:
     """Ridge encoding model measuring brain alignment of backbone features (evaluate.py alignment)."""
 
@@ -180,7 +192,10 @@ class AlignmentConfig:
     chunk_s: float = 60.0  # audio encoded per forward pass when extracting features
     window_s: Optional[float] = None  # feature window per TR; None: the run's TR
     regions: list[str] = field(default_factory=list)  # also report mean r of targets whose label contains each (+ "other")
-    extraction: str = "segment"  # segment (chunks, mean of frames per TR) | sliding (causal snippets, Lanczos to TRs)
+    # bounded: chunks with block-causal attention (each TR sees at most band.lookahead_s + the backbone's declared
+    # reach past its window); unbounded: chunks with full attention (features see up to ~chunk_s ahead);
+    # sliding: the reference's causal snippets, Lanczos to TRs
+    extraction: str = "bounded"
     recipe: str = "braintune"  # braintune | reference (the multi-participant paper's evaluation, docs/reference_recipe.md)
     sliding_context_s: float = 16.0  # sliding: stimulus seconds each snippet ends with (the reference recipe's 16 s)
     sliding_stride_s: float = 0.1  # sliding: seconds between snippet ends
@@ -231,6 +246,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    band: BandConfig = field(default_factory=BandConfig)
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
 
@@ -245,7 +261,7 @@ CHOICES = {
     "trainer.strategy": ("auto", "ddp", "fsdp"),
     "logger.kind": ("csv", "wandb", "tensorboard"),
     "alignment.cv": ("leave_runs_out", "bootstrap"),
-    "alignment.extraction": ("segment", "sliding"),
+    "alignment.extraction": ("bounded", "unbounded", "sliding"),
     "alignment.recipe": ("braintune", "reference"),
     "downstream.pooling": ("mean",),
     "downstream.probe": ("logistic", "ridge"),

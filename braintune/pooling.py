@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.timing import tr_windows, window_to_slice
+from .data.timing import Blocks, tr_windows, window_to_slice
 
 
 class TRPooling(nn.Module):
@@ -25,6 +25,12 @@ class TRPooling(nn.Module):
     def span(self, first_tr_s: float, last_tr_s: float) -> tuple[float, float]:
         """Stimulus seconds ``[start, end)`` that the windows of TRs from ``first_tr_s`` to ``last_tr_s`` cover."""
         return first_tr_s - self.lag_s - self.n_windows * self.window_s, last_tr_s - self.lag_s
+
+    def blocks(self, tr_times: np.ndarray, start_s: np.ndarray, lookahead_s: float, past_s: float) -> Blocks:
+        """Block-causal attention for spans starting at ``start_s`` (B,) with TRs at ``tr_times`` (B, K): block k ends
+        at TR k's latest pooling-window end (``t - lag``) + ``lookahead_s``, in seconds from the span start."""
+        ends = np.asarray(tr_times, dtype=np.float64) - self.lag_s + lookahead_s - np.asarray(start_s, dtype=np.float64)[:, None]
+        return Blocks(ends, past_s)
 
     def weights(self, tr_times: np.ndarray, frame_start_s: np.ndarray, frame_rate: float, n_frames: int) -> torch.Tensor:
         """(B, K, W, T) averaging weights; rows of TRs whose windows hold no frame are all zero.

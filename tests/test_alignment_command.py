@@ -117,7 +117,7 @@ def test_second_evaluation_reuses_cached_features(aligned, root, monkeypatch):
     def no_backbone(*args, **kwargs):
         raise AssertionError("the backbone ran although every run's features were cached")
 
-    monkeypatch.setitem(features.EXTRACTORS, "segment", no_backbone)
+    monkeypatch.setitem(features.EXTRACTORS, "bounded", no_backbone)
     second = command.alignment(config(root, tmp / "second", f"alignment.cache_dir={tmp / 'cache'}"))
     assert second["feature_cache"] == {**first["feature_cache"], "hits": 4, "misses": 0}
     assert second["mean_r"] == first["mean_r"]

@@ -19,6 +19,7 @@ from transformers import VideoMAEConfig, VideoMAEModel
 
 from ..data.modalities import AUDIO, VIDEO
 from ..data.timing import time_to_index
+from . import band
 from .hub import BackboneError, config_from_overrides, load_pretrained
 from .lora import add_lora
 from .speech import WaveformBackbone, build_waveform
@@ -46,9 +47,18 @@ class AudioVideoBackbone(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False)
         self.frame_rate = audio.frame_rate
+        self.fusion_heads = heads
         self.hidden_size = width
         self.num_layers = layers + 1
         self.lora_targets: dict[str, list[str]] = {AUDIO: [], VIDEO: []}
+
+    @property
+    def future_reach_s(self) -> float:
+        """Seconds past a frame its state may depend on outside the block-causal attention: the audio encoder's
+        declared reach, or the video clip holding the frame (VideoMAE attends jointly within each clip of
+        ``num_frames`` frames; clips are placed one after another from the span start, so a video token sees at most
+        the rest of its clip, one clip length)."""
+        return max(self.audio.future_reach_s, self.clip_frames / self.spec.video_fps)
 
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, F, H, W, 3) uint8 -> (B, n_steps, D_video): one token-averaged vector per tubelet of frames."""
@@ -71,7 +81,8 @@ class AudioVideoBackbone(nn.Module):
 
     def forward(self, inputs: dict, layers: list[int] | None = None) -> torch.Tensor:
         """{AUDIO: (B, S), VIDEO: (B, F, H, W, 3) uint8, "video_fps": float} -> (B, L, T, D) at ``frame_rate``."""
-        a = self.proj_audio(self.audio(inputs[AUDIO], [self.audio_layer])[:, 0])  # (B, T, W)
+        audio_inputs = {AUDIO: inputs[AUDIO], "audio_run": inputs.get("audio_run"), "blocks": inputs.get("blocks")}
+        a = self.proj_audio(self.audio(audio_inputs, [self.audio_layer])[:, 0])  # (B, T, W)
         v = self.proj_video(self.encode_video(inputs[VIDEO]))  # (B, Tv, W)
         video_rate = float(inputs["video_fps"]) / self.tubelet
         centres = (torch.arange(a.shape[1], dtype=torch.float64) + 0.5) / self.frame_rate
@@ -83,8 +94,11 @@ class AudioVideoBackbone(nn.Module):
             else:
                 v = torch.zeros_like(v)
         states = [a + v]
+        blocks = inputs.get("blocks")
+        mask = None if blocks is None else band.torch_layer_mask(
+            band.FrameBand.from_blocks(blocks, self.frame_rate, a.shape[1], a.device), self.fusion_heads)
         for layer in self.fusion:
-            states.append(layer(states[-1]))
+            states.append(layer(states[-1], src_mask=mask))
         picked = range(len(states)) if layers is None else layers
         return torch.stack([states[i] for i in picked], dim=1)
 

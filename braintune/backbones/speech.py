@@ -1,10 +1,19 @@
 """Waveforms (B, S) at 16 kHz -> hidden states (B, L, T, D) of a HuggingFace speech model.
 
-wav2vec2, HuBERT and WavLM take the raw waveform; the Whisper encoder takes log-mel features,
-computed here in torch so that the whole input path runs on the accelerator.
+wav2vec2, HuBERT and WavLM take the raw waveform; the Whisper encoder takes log-mel features.
+
+Look-ahead: attention is block-causal when the inputs carry ``blocks`` (``backbones.band``). The paths that see the
+future without attention are bounded or declared: the waveform normalisation and the first convolution's GroupNorm
+(``feat_extract_norm="group"``, the default of the base models) use the statistics of the whole run
+(``data.stimuli.run_audio_moments``, computed once per run; the GroupNorm's from the run's window moments in closed
+form: mean ``w·μ + b``, variance ``wᵀΣw``) instead of the span's; the positional convolution's reach (half its
+kernel) and the CNN's receptive field past a frame are declared in ``future_reach_s`` and added to the bound.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
+import numpy as np
 import torch
 from torch import nn
 from transformers import (
@@ -20,6 +29,8 @@ from transformers import (
 )
 
 from ..data.modalities import AUDIO
+from ..data.stimuli import run_audio_moments
+from . import band
 from .hub import config_from_overrides, load_pretrained
 
 WAVEFORM_MODELS = {
@@ -47,18 +58,34 @@ class WaveformBackbone(nn.Module):
         self.normalize = normalize
         self.sample_rate = sample_rate
         cfg = model.config
-        stride = 1
-        for s in cfg.conv_stride:
-            stride *= s
+        reach, stride = 1, 1  # receptive field of the CNN stack and its total stride, in samples
+        for k, s in zip(cfg.conv_kernel, cfg.conv_stride):
+            reach, stride = reach + (k - 1) * stride, stride * s
         self.frame_rate = sample_rate / stride  # 50 Hz for the usual conv stack
         self.hidden_size = cfg.hidden_size
         self.num_layers = cfg.num_hidden_layers + 1  # embeddings + every transformer layer
+        pos_reach = (getattr(cfg, "num_conv_pos_embeddings", 0) // 2) / self.frame_rate  # the positional convolution
+        self.future_reach_s = pos_reach + (reach - stride) / sample_rate
+        self.first_conv = model.feature_extractor.conv_layers[0].conv
+        norm = getattr(model.feature_extractor.conv_layers[0], "layer_norm", None)
+        self.run_norm = norm if isinstance(norm, nn.GroupNorm) else None
+        if self.run_norm is not None:
+            self.run_norm.__class__ = RunStatsGroupNorm  # same parameters and state-dict keys, statistics given
+            self.run_norm.stats = None
+        self.attention = band.install(model)
 
     def forward(self, inputs, layers: list[int] | None = None) -> torch.Tensor:
         """Waveform (B, S) -> (B, L, T, D) for the requested hidden-state indices (all when None)."""
         audio = waveform(inputs)
-        if self.normalize:  # the HF processor's per-utterance normalisation, done on the device
-            audio = (audio - audio.mean(-1, keepdim=True)) / torch.sqrt(audio.var(-1, keepdim=True) + 1e-7)
+        moments = _run_moments(inputs, self.sample_rate, self.first_conv)
+        if self.normalize:  # the HF processor's per-utterance normalisation, with a run's statistics when known
+            audio = _normalize(audio, moments)
+        if self.run_norm is not None:
+            self.run_norm.stats = None if moments is None else _first_conv_stats(self.first_conv, moments, self.normalize)
+        blocks = inputs.get("blocks") if isinstance(inputs, dict) else None
+        n_frames = int(self.model._get_feat_extract_output_lengths(torch.tensor(audio.shape[-1])))
+        band.set_band(self.attention, None if blocks is None else
+                      band.FrameBand.from_blocks(blocks, self.frame_rate, n_frames, audio.device))
         out = self.model(input_values=audio, output_hidden_states=True)
         states = out.hidden_states
         picked = range(len(states)) if layers is None else layers
@@ -69,8 +96,58 @@ class WaveformBackbone(nn.Module):
             p.requires_grad = False
 
 
+class RunStatsGroupNorm(nn.GroupNorm):
+    """The first convolution's GroupNorm over time, normalising with given statistics ``stats`` = (mean, var), each
+    (B, C), when set (a run's); with ``stats`` None it is the plain GroupNorm over the input span."""
+
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T)
+        if self.stats is None:
+            return super().forward(x)
+        mean, var = self.stats
+        x = (x - mean[..., None].to(x.dtype)) / torch.sqrt(var[..., None].to(x.dtype) + self.eps)
+        return x * self.weight[:, None] + self.bias[:, None]
+
+
+def _run_moments(inputs, sample_rate: int, conv: nn.Conv1d) -> list | None:
+    """Each item's run ``AudioMoments`` for windows of the first convolution, or None when a span names no run."""
+    runs = inputs.get("audio_run") if isinstance(inputs, dict) else None
+    if not runs or any(r is None for r in runs):
+        return None
+    return [run_audio_moments(r, sample_rate, conv.kernel_size[0], conv.stride[0]) for r in runs]
+
+
+def _normalize(audio: torch.Tensor, moments: list | None) -> torch.Tensor:
+    """Zero mean, unit variance: each run's statistics when given, else the span's own (as the HF processor)."""
+    if moments is None:
+        return (audio - audio.mean(-1, keepdim=True)) / torch.sqrt(audio.var(-1, keepdim=True) + 1e-7)
+    stats = torch.tensor([[m.mean, m.std] for m in moments], device=audio.device, dtype=audio.dtype)  # (B, 2)
+    return (audio - stats[:, :1]) / torch.sqrt(stats[:, 1:] ** 2 + 1e-7)
+
+
+def _first_conv_stats(conv: nn.Conv1d, moments: list, normalized: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C) mean and variance over a whole run of the first convolution's output: w·μ + b and wᵀΣw of its windows."""
+    w = conv.weight[:, 0].double()  # (C, k)
+    means, variances = [], []
+    for m in moments:
+        scale = float(np.sqrt(m.std**2 + 1e-7)) if normalized else 1.0
+        shift = m.mean if normalized else 0.0
+        mu = torch.as_tensor((m.window_mean - shift) / scale, device=w.device)  # (k,)
+        cov = torch.as_tensor(m.window_cov / scale**2, device=w.device)  # (k, k)
+        means.append(w @ mu + (conv.bias.double() if conv.bias is not None else 0.0))
+        variances.append(((w @ cov) * w).sum(-1))
+    return torch.stack(means).float(), torch.stack(variances).float()
+
+
 class WhisperEncoderBackbone(nn.Module):
-    """The Whisper encoder; inputs are padded to its fixed 30 s window, outputs cropped to the real length."""
+    """The Whisper encoder; inputs are padded to its fixed 30 s window, outputs cropped to the real length.
+
+    The log-mel is Whisper's (``WhisperFeatureExtractor``'s STFT, mel filters and scaling), computed in torch; its
+    floor (the maximum minus 8, in log10 units) is the whole run's maximum when the span names its run, not the
+    span's, so quiet spans are not rescaled by what comes after them. Reach past a frame: half the STFT window
+    plus the two convolutions (``future_reach_s``).
+    """
 
     modalities = (AUDIO,)
     lora_targets = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj")
@@ -85,6 +162,23 @@ class WhisperEncoderBackbone(nn.Module):
         self.frame_rate = sample_rate / (2 * self.features.hop_length)  # conv2 has stride 2: 50 Hz
         self.hidden_size = cfg.d_model
         self.num_layers = cfg.encoder_layers + 1
+        hop = self.features.hop_length
+        self.future_reach_s = (self.features.n_fft // 2 + 2 * hop) / sample_rate
+        self.attention = band.install(self.model)
+
+    def log_mel(self, audio: torch.Tensor, runs: list | None) -> torch.Tensor:
+        """(B, S) -> (B, n_mels, 3000) Whisper log-mel of the audio padded to 30 s, floored at the run's max - 8."""
+        f = self.features
+        padded = nn.functional.pad(audio.float(), (0, f.n_samples - audio.shape[-1]))
+        window = torch.hann_window(f.n_fft, device=audio.device)
+        power = torch.stft(padded, f.n_fft, f.hop_length, window=window, return_complex=True)[..., :-1].abs() ** 2
+        filters = torch.as_tensor(f.mel_filters, dtype=torch.float32, device=audio.device)  # (n_freq, n_mels)
+        log = torch.clamp(filters.T @ power, min=1e-10).log10()  # (B, n_mels, frames)
+        if runs and all(r is not None for r in runs):
+            top = torch.tensor([_run_log_mel_max(r, self.sample_rate, f) for r in runs], device=audio.device)
+        else:
+            top = log.amax(dim=(1, 2))
+        return (torch.maximum(log, (top - 8.0)[:, None, None]) + 4.0) / 4.0
 
     def forward(self, inputs, layers: list[int] | None = None) -> torch.Tensor:
         """Waveform (B, S) -> (B, L, T, D) at 50 Hz, cropped to the input's length."""
@@ -95,10 +189,12 @@ class WhisperEncoderBackbone(nn.Module):
                 f"Whisper sees at most {self.max_seconds:.0f} s of audio but got {audio.shape[-1] / self.sample_rate:.1f} s; "
                 "lower data.segment_trs or data.context_s"
             )
-        mel = self.features(
-            list(audio.detach().float().cpu().numpy()), sampling_rate=self.sample_rate, return_tensors="pt",
-            device=str(audio.device),
-        ).input_features.to(audio.device, dtype=next(self.model.parameters()).dtype)
+        runs = inputs.get("audio_run") if isinstance(inputs, dict) else None
+        mel = self.log_mel(audio, runs).to(dtype=next(self.model.parameters()).dtype)
+        blocks = inputs.get("blocks") if isinstance(inputs, dict) else None
+        total = self.model.config.max_source_positions  # encoder frames of the padded 30 s
+        band.set_band(self.attention, None if blocks is None else
+                      band.FrameBand.from_blocks(blocks, self.frame_rate, total, audio.device))
         out = self.model(mel, output_hidden_states=True)
         states = out.hidden_states
         picked = range(len(states)) if layers is None else layers
@@ -108,6 +204,22 @@ class WhisperEncoderBackbone(nn.Module):
         for module in (self.model.conv1, self.model.conv2, self.model.embed_positions):
             for p in module.parameters():
                 p.requires_grad = False
+
+
+@lru_cache(maxsize=256)
+def _run_log_mel_max(path: str, sample_rate: int, features: WhisperFeatureExtractor) -> float:
+    """The maximum of Whisper's log10 mel power over a whole run (30 s chunks)."""
+    from ..data.stimuli import load_audio
+
+    wave = torch.as_tensor(np.asarray(load_audio(path, sample_rate), dtype=np.float32))
+    window = torch.hann_window(features.n_fft)
+    filters = torch.as_tensor(features.mel_filters, dtype=torch.float32)
+    top = -10.0
+    for i in range(0, max(len(wave), 1), features.n_samples):
+        power = torch.stft(wave[i : i + features.n_samples], features.n_fft, features.hop_length, window=window,
+                           return_complex=True)[..., :-1].abs() ** 2
+        top = max(top, float(torch.clamp(filters.T @ power, min=1e-10).log10().max()))
+    return top
 
 
 def build_waveform(arch: str, name: str | None, overrides: dict) -> WaveformBackbone:

@@ -5,10 +5,18 @@ sequence and encoded once; a word's vector is the mean of its sub-token states. 
 placed at the grid step holding its onset, and words sharing a step are summed (as TRIBE sums words into
 2 Hz bins); steps without a word stay zero. ``TRPooling`` then averages the steps inside each TR window, so
 a TR's feature is proportional to the sum of the word vectors whose onsets fall in its window.
-Causal models (GPT-2, Llama) see only preceding words; bidirectional ones (BERT) also see the rest of the segment.
+Causal models (GPT-2, Llama) see only preceding words. Bidirectional ones (BERT) see the rest of the segment, unless
+the inputs carry ``blocks`` (``data.timing.Blocks``): then a token sees the tokens of words whose onsets fall in its
+own TR block or earlier ones (block-causal attention over words, ``backbones.band``). Whether a model is causal is
+measured once at build (does changing a later token change an earlier one's state?), not looked up by name.
+When a segment's tokens exceed the model's positions, the oldest context tokens are dropped and a warning logged:
+how many are dropped depends on the segment's later words, so keep ``data.context_words`` + segment words below it.
 """
 from __future__ import annotations
 
+import logging
+
+import numpy as np
 import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerFast
@@ -16,7 +24,10 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from ..data.modalities import WORDS
 from ..data.timing import time_to_index
+from . import band
 from .hub import BackboneError, config_from_overrides, load_pretrained
+
+log = logging.getLogger(__name__)
 
 PREFIX_SPACE_TOKENIZERS = ("GPT2TokenizerFast", "RobertaTokenizerFast", "BartTokenizerFast")  # byte-level BPE
 
@@ -36,15 +47,24 @@ class TextBackbone(nn.Module):
         self.hidden_size = cfg.hidden_size
         self.num_layers = cfg.num_hidden_layers + 1
         self.max_tokens = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 1024)
+        self.causal = _is_causal(model, tokenizer)
+        self.attention = [] if self.causal else band.install(model)
+        self.future_reach_s = 0.0  # words enter at their onsets; attention is causal or block-causal
 
-    def word_states(self, texts: list[list[str]]) -> list[torch.Tensor]:
-        """Per item, (L_all, n_words, D): every hidden state, each word the mean of its sub-tokens."""
+    def word_states(self, texts: list[list[str]], word_blocks: list[np.ndarray] | None = None) -> list[torch.Tensor]:
+        """Per item, (L_all, n_words, D): every hidden state, each word the mean of its sub-tokens. ``word_blocks``
+        (per item, the block of each word) makes a bidirectional model's attention block-causal over words."""
         enc = self.tokenizer(texts, is_split_into_words=True, return_tensors="pt", padding=True)
         ids, mask = enc["input_ids"], enc["attention_mask"]
         keep = self.max_tokens  # longer sequences lose their oldest context tokens; the span's words come last
+        if ids.shape[1] > keep:
+            log.warning("a text segment has %d tokens, more than the model's %d positions: its oldest context tokens are "
+                        "dropped (lower data.context_words or data.segment_trs)", ids.shape[1], keep)
         word_ids = [enc.word_ids(i)[-keep:] for i in range(len(texts))]
         ids, mask = ids[:, -keep:], mask[:, -keep:]
         device = next(self.model.parameters()).device
+        if self.attention:
+            band.set_band(self.attention, None if word_blocks is None else _token_band(word_ids, word_blocks, device))
         out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
         states = torch.stack(out.hidden_states, dim=1)  # (B, L_all, N_tok, D)
         result = []
@@ -67,7 +87,10 @@ class TextBackbone(nn.Module):
         filled = [i for i, w in enumerate(words) if w]
         if not filled:
             return out
-        states = self.word_states([[text for _, text in words[i]] for i in filled])
+        blocks = inputs.get("blocks")
+        word_blocks = None if blocks is None or self.causal else [
+            np.searchsorted(blocks.ends_s[i], [max(t, 0.0) for t, _ in words[i]], side="right") for i in filled]
+        states = self.word_states([[text for _, text in words[i]] for i in filled], word_blocks)
         for i, s in zip(filled, states):
             onsets = torch.tensor([t for t, _ in words[i]], dtype=torch.float64)
             placed = onsets >= 0  # negative onsets are context words
@@ -79,6 +102,34 @@ class TextBackbone(nn.Module):
     def freeze_feature_encoder(self) -> None:
         """The token embeddings play the part of a speech model's feature encoder: kept as pretrained."""
         self.model.get_input_embeddings().requires_grad_(False)
+
+
+def _token_band(word_ids: list[list], word_blocks: list[np.ndarray], device) -> band.FrameBand:
+    """Token intervals: a token sees every token of its word's block and earlier blocks. Special tokens before the
+    first word belong to block 0, those after the last word (and padding) to the last word's block."""
+    blocks = []
+    for ids, wb in zip(word_ids, word_blocks):
+        per_token = [wb[w] if w is not None else -1 for w in ids]
+        last = 0
+        for t, b in enumerate(per_token):  # special tokens take the block of the word before them (0 at the start)
+            per_token[t] = last if b < 0 else b
+            last = per_token[t]
+        blocks.append(np.asarray(per_token))
+    blocks = np.stack(blocks)  # (B, N), non-decreasing along N
+    hi = np.stack([np.searchsorted(b, b, side="right") for b in blocks])
+    return band.FrameBand(torch.zeros_like(torch.as_tensor(hi), device=device), torch.as_tensor(hi, device=device))
+
+
+@torch.no_grad()
+def _is_causal(model: nn.Module, tokenizer) -> bool:
+    """Whether a token's states ignore later tokens: change the last of three tokens and compare the first's."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([[1, 2, 3], [1, 2, 4]], device=device) % max(len(tokenizer), 5)
+    was_training = model.training
+    model.eval()
+    first = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][:, 0]
+    model.train(was_training)
+    return bool(torch.allclose(first[0], first[1], atol=1e-6))
 
 
 def word_tokenizer(vocab: list[str]) -> PreTrainedTokenizerFast:

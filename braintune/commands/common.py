@@ -58,8 +58,8 @@ def run_command(fn: Callable[[], object], out_dir: str | None = None, debug: boo
 
 def extraction(cfg: Config) -> Extraction:
     a = cfg.alignment
-    return Extraction(a.extraction, a.window_s, a.chunk_s, cfg.data.context_s, a.sliding_context_s, a.sliding_stride_s,
-                      a.sliding_batch)
+    return Extraction(a.extraction, a.window_s, a.chunk_s, cfg.data.context_s, cfg.band.past_s, cfg.band.lookahead_s,
+                      a.sliding_context_s, a.sliding_stride_s, a.sliding_batch)
 
 
 def alignment_settings(cfg: Config) -> AlignmentSettings:

@@ -5,6 +5,8 @@ alignment   ridge encoding models per participant and layer on the test runs (ch
             (+ data_efficiency.png with alignment.efficiency=true).
 compare     alignment of every alignment.models entry (base, a .ckpt, an exported HF dir), differences against
             the first with paired tests, block-bootstrap CIs and data-efficiency curves; summary.json + PNGs.
+features    every run's layer features on the TR clock (OUT/features/<run>.npz: features, layers, row_times_s)
+            with the extraction settings and look-ahead bound in summary.json.
 downstream  linear probes per layer on downstream tasks (downstream.task / downstream.tasks, downstream.root);
             several models side by side with downstream.compare=[base, other.ckpt]; writes summary.json
             and OUT_DIR/downstream_<task>.png.
@@ -21,6 +23,7 @@ EVALUATIONS = {
     "alignment": "braintune.commands.alignment:alignment",
     "compare": "braintune.commands.alignment:compare",
     "downstream": "braintune.commands.downstream:downstream",
+    "features": "braintune.commands.features:features",
 }
 
 

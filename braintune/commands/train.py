@@ -42,6 +42,14 @@ def downstream_callbacks(cfg: Config) -> list[Callback]:
     return [DownstreamProbeCallback(tasks, dc.every_n_epochs, dc.layers, dc.probe, dc.cv_folds, dc.seed)]
 
 
+def training_lookahead(cfg: Config, backbone) -> dict:
+    """What training segments let each TR see: block-causal (``band``) or full attention, and the bound in seconds
+    past each TR's pooling-window end (None: up to the segment's end)."""
+    b, reach = cfg.band, float(getattr(backbone, "future_reach_s", 0.0))
+    return {"block_causal": b.training, "past_s": b.past_s, "lookahead_s": b.lookahead_s, "declared_reach_s": reach,
+            "lookahead_bound_s": b.lookahead_s + reach if b.training else None, "context_s": cfg.data.context_s}
+
+
 def _alignment(cfg: Config, backbone, layer: int, dm, groups: dict[str, list[str]]) -> tuple[dict[str, dict], AlignmentResult]:
     """Alignment summary of each non-empty participant group, from one feature extraction for all of them, and the
     ``AlignmentResult`` of everyone (the dashboard draws its brain maps)."""
@@ -92,6 +100,7 @@ def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
         "participants": dm.splits.participants, "heldout_participants": dm.splits.heldout,
         "runs": {"train": dm.splits.train_runs, "val": dm.splits.val_runs, "test": dm.splits.test_runs},
         "n_targets": dm.responses.n_targets, "excluded_targets": dm.responses.excluded,
+        "lookahead": training_lookahead(cfg, module.backbone),
     }
     if measure and trainer.is_global_zero:
         best = load_model(ckpt.best_model_path, cfg) if ckpt.best_model_path else None

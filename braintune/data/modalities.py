@@ -7,7 +7,10 @@ adding a modality means adding an entry here and a backbone that reads it.
 
 A span dict holds ``start_s`` (stimulus time of the span's first sample / frame / word grid step), ``span_s``
 (its length in seconds) and one entry per modality; every modality covers the same span, so one frame clock
-(the backbone's ``frame_rate`` from ``start_s``) serves pooling for all of them.
+(the backbone's ``frame_rate`` from ``start_s``) serves pooling for all of them. Audio spans also name their run
+(``audio_run``): waveform and first-layer normalisation use that run's statistics, computed once per run, so a
+frame never depends on how much future stimulus its forward pass happened to hold. A batch may carry ``blocks``
+(``data.timing.Blocks``): block-causal attention, the look-ahead bound.
 """
 from __future__ import annotations
 
@@ -125,6 +128,8 @@ def read_span(run: Run, start_s: float, end_s: float, spec: StimulusSpec) -> dic
         item[name] = MODALITIES[name].read(run, start_s, end_s, spec)
     if VIDEO in spec.modalities:
         item["video_fps"] = spec.video_fps
+    if AUDIO in spec.modalities:
+        item["audio_run"] = str(run.stimulus)  # whose whole-run statistics normalise this span (stimuli.run_audio_moments)
     return item
 
 
@@ -134,8 +139,11 @@ def collate_stimulus(items: list[dict]) -> dict:
     for name, modality in MODALITIES.items():
         if name in items[0]:
             batch[name] = modality.collate([it[name] for it in items])
-    if "video_fps" in items[0]:
-        batch["video_fps"] = items[0]["video_fps"]
+    for key in ("video_fps",):
+        if key in items[0]:
+            batch[key] = items[0][key]
+    if "audio_run" in items[0]:
+        batch["audio_run"] = [it.get("audio_run") for it in items]
     return batch
 
 
@@ -145,5 +153,6 @@ def backbone_inputs(batch: dict, modalities: tuple[str, ...]) -> dict:
     if missing:
         raise DataError(f"the batch lacks the modalities {missing} the backbone reads (it has {sorted(batch)})")
     inputs = {m: batch[m] for m in modalities}
-    inputs.update(start_s=batch["start_s"], span_s=batch["span_s"], video_fps=batch.get("video_fps"))
+    inputs.update(start_s=batch["start_s"], span_s=batch["span_s"], video_fps=batch.get("video_fps"),
+                  audio_run=batch.get("audio_run"), blocks=batch.get("blocks"))
     return inputs

@@ -7,6 +7,7 @@ go through ``braintune.data.cache`` when a cache dir is configured.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -137,3 +138,31 @@ def crop(wave: np.ndarray, start_s: float, stop_s: float, sample_rate: int) -> n
     if hi > lo:
         out[lo - i0 : hi - i0] = wave[lo:hi]
     return out
+
+
+@dataclass(frozen=True)
+class AudioMoments:
+    """Whole-run statistics of a waveform: its mean and standard deviation, and the mean (k,) and covariance (k, k)
+    of its windows of ``k`` samples taken every ``stride`` samples (what a first convolution of that kernel and
+    stride sees). Normalisation that needs run-level statistics uses these, computed once per run, instead of the
+    statistics of whichever span a forward pass happens to hold."""
+
+    mean: float
+    std: float
+    window_mean: np.ndarray
+    window_cov: np.ndarray
+
+
+@lru_cache(maxsize=256)
+def run_audio_moments(path: str | Path, sample_rate: int, kernel: int = 1, stride: int = 1) -> AudioMoments:
+    """``AudioMoments`` of the stimulus at ``path`` (decoded as ``load_audio`` does), accumulated in chunks."""
+    wave = np.asarray(load_audio(path, sample_rate), dtype=np.float64)
+    windows = np.lib.stride_tricks.sliding_window_view(wave, kernel)[::stride] if len(wave) >= kernel else np.zeros((1, kernel))
+    total, outer = np.zeros(kernel), np.zeros((kernel, kernel))
+    for i in range(0, len(windows), 1 << 16):  # bounded memory on hour-long runs
+        chunk = windows[i : i + (1 << 16)]
+        total += chunk.sum(0)
+        outer += chunk.T @ chunk
+    n = len(windows)
+    mean = total / n
+    return AudioMoments(float(wave.mean()), float(wave.std()), mean, outer / n - np.outer(mean, mean))

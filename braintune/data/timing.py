@@ -59,3 +59,37 @@ def tr_windows(tr_times: np.ndarray, window_s: float, lag_s: float, n_windows: i
     k = np.arange(n_windows)
     ends = tr_times[..., None] - lag_s - k * window_s  # (..., K, W)
     return np.stack([ends - window_s, ends], axis=-1)
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Block-causal attention over spans: block ``k`` of item ``b`` ends ``ends_s[b, k]`` seconds after the span
+    start (increasing in ``k``); a frame attends to the frames from its block's start − ``past_s`` to its block's end.
+
+    A frame belongs to the first block whose end it does not pass (a frame straddling a block end belongs to the
+    next block: it holds stimulus from after the end); frames after the last end form a trailing block. Block 0
+    starts at the span start. Because blocks are contiguous in time, what a frame may see is one interval of frame
+    indices, ``[lo, hi)``: the bound on future input holds at any depth of the network, unlike a per-frame band
+    whose reach grows with every layer.
+    """
+
+    ends_s: np.ndarray  # (B, K)
+    past_s: float
+
+    def intervals(self, frame_rate: float, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """(B, T) int64 ``lo`` and ``hi``: frame ``q`` may attend to frames ``lo[q] <= j < hi[q]``."""
+        ends = np.asarray(self.ends_s, dtype=np.float64)
+        frame_end = (np.arange(n_frames) + 1) / frame_rate  # (T,) seconds from the span start
+        block = np.stack([np.searchsorted(e, frame_end - _EPS, side="left") for e in ends])  # (B, T), K = trailing
+        starts = np.concatenate([np.zeros((len(ends), 1)), ends], axis=1)  # (B, K + 1): start of every block
+        block_start = np.take_along_axis(starts, block, axis=1)  # (B, T)
+        lo = np.maximum(time_to_index(block_start - self.past_s, frame_rate), 0)  # first frame starting at/after
+        lo = np.where(lo / frame_rate < block_start - self.past_s - _EPS, lo + 1, lo)
+        hi = np.stack([np.searchsorted(b, b, side="right") for b in block])  # one past the block's last frame
+        return lo.astype(np.int64), hi.astype(np.int64)
+
+    def allowed(self, frame_rate: float, n_frames: int) -> np.ndarray:
+        """(B, T, T) bool: ``allowed[b, q, j]`` says frame ``q`` may attend to frame ``j``."""
+        lo, hi = self.intervals(frame_rate, n_frames)
+        j = np.arange(n_frames)
+        return (j >= lo[..., None]) & (j < hi[..., None])

@@ -130,5 +130,6 @@ def measure_alignment(backbone, headline_layer: int, study: Study, participants:
     if settings.regions:
         for p, res in results.items():
             res.names = target_names(study, p, settings.labels)
-    return AlignmentResult(headline_layer, results, settings.record(), tuple(settings.regions), settings.min_ceiling,
-                           feats, layers)
+    tr = next(iter(runs.values())).timing.tr
+    record = {**settings.record(), "lookahead": settings.extraction.record(backbone, tr)}
+    return AlignmentResult(headline_layer, results, record, tuple(settings.regions), settings.min_ceiling, feats, layers)

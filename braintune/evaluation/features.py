@@ -3,12 +3,17 @@
 What the backbone reads of each run (audio, video frames, words) is its ``spec`` (``data.modalities.StimulusSpec``),
 as in training; how the run is cut into forward passes is an ``Extraction``:
 
-* ``segment``: the run is encoded in chunks of ``chunk_s`` seconds, each with ``context_s`` of left context, and
-  every TR gets the mean of the frames in ``[t - window_s, t]``: each second of stimulus goes through the backbone
-  about once.
+* ``bounded`` (the default): the run is encoded in chunks of ``chunk_s`` seconds, each with ``past_s`` of left
+  context, under block-causal attention with one block per TR ending at ``t + lookahead_s``; every TR gets the mean
+  of the frames in ``[t - window_s, t]``. A TR's feature depends on no stimulus later than ``t + lookahead_s`` +
+  the backbone's declared ``future_reach_s`` (``record()`` writes that bound), and each second of stimulus goes
+  through the backbone about once.
+* ``unbounded``: the same chunks (``context_s`` of context) with full attention: a TR's feature may see up to the
+  chunk's end, ~``chunk_s`` ahead. Kept for comparison and for backbones whose look-ahead does not matter.
 * ``sliding`` (the reference recipe, analysis_methods.md §5.2): causal snippets of ``sliding_context_s`` seconds
   ending every ``sliding_stride_s`` seconds; the last frame's hidden state of each layer is the feature at the
-  snippet's end time, Lanczos-resampled (3 lobes, cutoff 1/TR) to the TR times.
+  snippet's end time, Lanczos-resampled (3 lobes, cutoff 1/TR) to the TR times. The snippets are causal, but the
+  Lanczos kernel is symmetric: a TR's feature mixes snippets ending up to 3 TRs after it (recorded as its bound).
 """
 from __future__ import annotations
 
@@ -28,19 +33,29 @@ from .resample import lanczos_resample
 class Extraction:
     """How a run is cut into forward passes (see the module docstring)."""
 
-    mode: str = "segment"  # segment | sliding
-    window_s: float | None = None  # segment: feature window per TR; None: the run's TR
-    chunk_s: float = 60.0  # segment: stimulus seconds per forward pass
-    context_s: float = 8.0  # segment: left context before each chunk
+    mode: str = "bounded"  # bounded | unbounded | sliding
+    window_s: float | None = None  # bounded/unbounded: feature window per TR; None: the run's TR
+    chunk_s: float = 60.0  # bounded/unbounded: stimulus seconds per forward pass
+    context_s: float = 8.0  # unbounded: left context before each chunk
+    past_s: float = 8.0  # bounded: how far before its block a frame attends (and the context read before a chunk)
+    lookahead_s: float = 0.0  # bounded: how far past its TR a block reaches
     sliding_context_s: float = 16.0  # sliding: seconds each snippet ends with
     sliding_stride_s: float = 0.1  # sliding: seconds between snippet ends
     batch: int = 32  # sliding: snippets per forward pass
 
     def settings(self) -> dict:
         """The settings that change the features (for cache keys and summaries)."""
-        keys = ("mode", "sliding_context_s", "sliding_stride_s") if self.mode == "sliding" else (
-            "mode", "window_s", "chunk_s", "context_s")
+        keys = {"sliding": ("mode", "sliding_context_s", "sliding_stride_s"),
+                "unbounded": ("mode", "window_s", "chunk_s", "context_s"),
+                "bounded": ("mode", "window_s", "chunk_s", "past_s", "lookahead_s")}[self.mode]
         return {k: v for k, v in asdict(self).items() if k in keys}
+
+    def record(self, backbone, tr: float | None = None) -> dict:
+        """What summary.json records: the settings and the look-ahead bound in seconds past each TR (None: unbounded)."""
+        reach = float(getattr(backbone, "future_reach_s", 0.0))
+        bound = {"bounded": self.lookahead_s + reach, "unbounded": None,
+                 "sliding": None if tr is None else 3 * tr + reach}[self.mode]  # Lanczos: 3 lobes of 1/TR
+        return {**self.settings(), "declared_reach_s": reach, "lookahead_bound_s": bound}
 
 
 def _to(batch: dict, device) -> dict:
@@ -49,17 +64,23 @@ def _to(batch: dict, device) -> dict:
 
 @torch.no_grad()
 def segment_features(backbone, run: Run, layers: list[int], ex: Extraction, device="cpu") -> np.ndarray:
-    """(L, n_trs, D) float32: chunks of ``ex.chunk_s`` with ``ex.context_s`` of context, frames averaged per TR."""
+    """(L, n_trs, D) float32: chunks of ``ex.chunk_s`` with left context, frames averaged per TR; block-causal in
+    ``bounded`` mode (one block per TR), full attention in ``unbounded`` mode."""
     pooling = TRPooling(window_s=ex.window_s or run.timing.tr, lag_s=0.0, n_windows=1, combine="mean")
     times = run.timing.times()
     per_chunk = max(int(ex.chunk_s // run.timing.tr), 1)
+    bounded = ex.mode == "bounded"
     out = []
     for i in range(0, len(times), per_chunk):
         t = times[i : i + per_chunk]
         start, end = pooling.span(t[0], t[-1])
-        start -= ex.context_s
+        start -= ex.past_s if bounded else ex.context_s
+        end += ex.lookahead_s if bounded else 0.0
         batch = _to(collate_stimulus([read_span(run, start, end, backbone.spec)]), device)
-        hidden = backbone(backbone_inputs(batch, backbone.modalities), layers)  # (1, L, T, D)
+        inputs = backbone_inputs(batch, backbone.modalities)
+        if bounded:
+            inputs["blocks"] = pooling.blocks(t[None], np.array([start]), ex.lookahead_s, ex.past_s)
+        hidden = backbone(inputs, layers)  # (1, L, T, D)
         w = pooling.weights(t[None], np.array([start]), backbone.frame_rate, hidden.shape[2]).to(device)
         pooled = torch.stack([pooling(hidden[:, li], w) for li in range(hidden.shape[1])], dim=1)  # (1, L, k, D)
         out.append(pooled[0].float().cpu().numpy())
@@ -86,7 +107,7 @@ def sliding_features(backbone, run: Run, layers: list[int], ex: Extraction, devi
     return resampled.reshape(len(times), n_layers, dim).transpose(1, 0, 2).astype(np.float32)
 
 
-EXTRACTORS = {"segment": segment_features, "sliding": sliding_features}
+EXTRACTORS = {"bounded": segment_features, "unbounded": segment_features, "sliding": sliding_features}
 
 
 def study_features(backbone, runs: dict[str, Run], layers: list[int], ex: Extraction, device="cpu", cache=None,

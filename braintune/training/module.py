@@ -35,6 +35,8 @@ class BrainTuner(L.LightningModule):
         self.loss_fn = build_loss(cfg.loss.name, cfg.loss.pearson_weight)
         self.val_r = nn.ModuleDict({p: PearsonCorrCoef(num_outputs=n) for p, n in n_targets.items()})
         self.seed = cfg.trainer.seed
+        b = cfg.band  # block-causal attention in training segments: (lookahead_s, past_s), or None (full attention)
+        self.band = (b.lookahead_s, b.past_s) if b.training else None
 
     def add_participant(self, name: str, n_targets: int, train_only_new: bool = True) -> nn.Module:
         """Add (and return) the head of a new participant; with ``train_only_new`` every other weight is frozen.
@@ -61,8 +63,12 @@ class BrainTuner(L.LightningModule):
             L.seed_everything(self.seed + 1000 * self.current_epoch + self.global_rank, workers=True, verbose=False)
 
     def features(self, batch: dict) -> torch.Tensor:
-        """Batch -> pooled features (B, K, F) of the tuned layer."""
-        hidden = self.backbone(backbone_inputs(batch, self.backbone.modalities), [self.layer])[:, 0]  # (B, T, D)
+        """Batch -> pooled features (B, K, F) of the tuned layer; with ``band.training``, each TR's features see at most
+        ``band.lookahead_s`` (+ the backbone's declared reach) past its pooling window."""
+        inputs = backbone_inputs(batch, self.backbone.modalities)
+        if self.band is not None:
+            inputs["blocks"] = self.pooling.blocks(batch["tr_times"], batch["start_s"], *self.band)
+        hidden = self.backbone(inputs, [self.layer])[:, 0]  # (B, T, D)
         w = self.pooling.weights(batch["tr_times"], batch["start_s"], self.backbone.frame_rate, hidden.shape[1])
         return self.pooling(hidden, w.to(hidden.device))  # (B, K, F)
 
