@@ -8,6 +8,9 @@ registered by other packages get their section too (``schema()``).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import os
 import typing
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
@@ -51,6 +54,7 @@ class DataConfig:
     cache_dir: Optional[str] = None  # memory-mapped cache of decoded audio and responses; None: decode every epoch
     # Inputs of video and text backbones (arch av / text); see docs/backbones.md
     video_fps: float = 8.0  # frames per second sampled inside each segment's span (decord; frames cached)
+    allow_outside_root: bool = False  # read files that a manifest / events.tsv names outside data.root (braintune.data.paths)
     frame_size: int = 224  # frames are resized to frame_size x frame_size (the video encoder's image_size)
     context_words: int = 64  # words before a segment's span given to a text backbone as context
     # Each format's own section (braintune/data/formats/<format>.py)
@@ -232,6 +236,7 @@ class DownstreamConfig:
     synthetic: bool = False  # write a planted MUStARD-layout dataset at a mustard* task's root when the root does not exist
 
 
+    allow_outside_root: bool = False  # read item files that a task's CSV / JSON / lists name outside its root
 @dataclass
 class Config:
     out_dir: str = "runs/demo"
@@ -333,7 +338,7 @@ def _check_choices(cfg: Config) -> list[str]:
     problems = []
     choices = {**CHOICES, "data.format": tuple(FORMATS), "backbone.arch": tuple(BACKBONES)}
     for dotted, allowed in choices.items():
-        value = OmegaConf.select(OmegaConf.structured(cfg), dotted)
+        value = _get(cfg, dotted)  # plain attributes: a structured copy per key cost seconds per load
         if value not in allowed:
             problems.append(f"'{dotted}' is '{value}'; allowed: {', '.join(allowed)}")
     heldout = set(cfg.data.heldout_participants)
@@ -342,47 +347,197 @@ def _check_choices(cfg: Config) -> list[str]:
             f"participants {sorted(heldout & set(cfg.data.participants))} are both in 'data.participants' "
             "and 'data.heldout_participants'; a held-out participant must not be tuned on"
         )
-    if cfg.data.segment_trs < 1:
-        problems.append(f"'data.segment_trs' is {cfg.data.segment_trs}; it must be at least 1")
     return problems
 
 
-def _merge(given: dict, dotted: dict, source: str) -> Config:
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+# Ranges of numeric keys: (keys, test, what the value must be). A NaN fails every test.
+RANGES: list[tuple[tuple[str, ...], typing.Callable[[Any], bool], str]] = [
+    (("data.sample_rate", "data.batch_size", "data.segment_trs", "data.video_fps", "data.frame_size", "pooling.window_s",
+      "pooling.n_windows", "backbone.text_rate_hz", "backbone.lora.rank", "backbone.fusion.width", "backbone.fusion.heads",
+      "head.rank", "trainer.max_epochs", "trainer.num_nodes", "trainer.accumulate_grad_batches", "trainer.log_every_n_steps",
+      "alignment.chunk_s", "alignment.sliding_context_s", "alignment.sliding_stride_s", "alignment.sliding_batch",
+      "alignment.block_trs", "downstream.every_n_epochs", "downstream.callback_max_items"), lambda v: v > 0, "above 0"),
+    (("data.context_s", "data.num_workers", "data.context_words", "backbone.fusion.layers", "optim.backbone_lr",
+      "optim.head_lr", "optim.weight_decay", "optim.grad_clip", "alignment.n_boot", "downstream.n_boot"),
+     lambda v: v >= 0, "0 or more"),
+    (("alignment.window_s", "downstream.max_items", "trainer.limit_train_batches"), lambda v: v is None or v > 0,
+     "null or above 0"),
+    (("data.trim_trs",), lambda v: v is None or v >= 0, "null or 0 or more"),
+    (("optim.warmup_fraction", "loss.pearson_weight", "backbone.fusion.modality_dropout"), lambda v: 0 <= v <= 1,
+     "between 0 and 1"),
+    (("head.dropout", "backbone.lora.dropout"), lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    (("downstream.cv_folds",), lambda v: v >= 2, "at least 2"),
+    (("alignment.min_ceiling", "pooling.lag_s"), math.isfinite, "a finite number"),
+]
+# Lists: (key, may it be null, test of each element, what the elements must be). An empty list is refused.
+LISTS = [("alignment.delays", False, lambda d: isinstance(d, int) and d >= 0, "whole TRs, 0 or more"),
+         ("alignment.alphas", True, lambda a: isinstance(a, (int, float)) and a > 0, "above 0"),
+         ("alignment.efficiency_runs", False, lambda n: isinstance(n, int) and n >= 1, "at least 1"),
+         ("data.participants", True, lambda p: bool(str(p)), "names"), ("data.test_runs", True, lambda r: bool(str(r)), "names"),
+         ("data.val_runs", True, lambda r: bool(str(r)), "names")]
+PRECISIONS = ("32-true", "32", "16-mixed", "16-true", "16", "bf16-mixed", "bf16-true", "bf16", "64-true", "64",
+              "transformer-engine", "transformer-engine-float16")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+def _in_range(value: Any, test: typing.Callable[[Any], bool]) -> bool:
+    try:
+        return isinstance(value, (int, float, type(None))) and not isinstance(value, bool) and bool(test(value))
+    except TypeError:  # None compared with a number: the key may not be null
+        return False
+
+
+def _check_ranges(cfg: Config) -> list[str]:
+    """Every numeric key out of its range, every list that must not be empty, and the trainer's own choices."""
+    problems = [f"'{key}' is {_get(cfg, key)!r}; it must be {what}"
+                for keys, test, what in RANGES for key in keys if not _in_range(_get(cfg, key), test)]
+    for key, nullable, test, what in LISTS:
+        value = _get(cfg, key)
+        if value is None and nullable:
+            continue
+        if not value:
+            problems.append(f"'{key}' is {value!r}; give at least one value ({what})")
+        elif not all(test(v) for v in value):
+            problems.append(f"'{key}' is {value}; every value must be {what}")
+    t = cfg.trainer
+    if str(t.precision) not in PRECISIONS:
+        problems.append(f"'trainer.precision' is '{t.precision}'; allowed: {', '.join(PRECISIONS)}")
+    if t.accelerator not in ACCELERATORS:
+        problems.append(f"'trainer.accelerator' is '{t.accelerator}'; allowed: {', '.join(ACCELERATORS)}")
+    devices_ok = t.devices in ("auto", -1) or (isinstance(t.devices, int) and not isinstance(t.devices, bool) and t.devices >= 1) \
+        or (isinstance(t.devices, list) and t.devices and all(isinstance(d, int) and d >= 0 for d in t.devices))
+    if not devices_ok:
+        problems.append(f"'trainer.devices' is {t.devices!r}; give a count (1, 4), a list of GPU ids ([0, 1]) or 'auto'")
+    return problems + _check_consistency(cfg)
+
+
+def _check_consistency(cfg: Config) -> list[str]:
+    """Settings that are valid alone but not together."""
+    problems = []
+    if cfg.optim.train_only == "new_heads" and not cfg.init_from:
+        problems.append("'optim.train_only' is 'new_heads' but 'init_from' is not set; new heads are those of participants "
+                        "the init_from checkpoint lacks (or use optim.train_only=heads)")
+    a = cfg.alignment
+    if _in_range(a.sliding_stride_s, lambda v: v > 0) and _in_range(a.sliding_context_s, lambda v: v > 0) \
+            and a.sliding_stride_s > a.sliding_context_s:
+        problems.append(f"'alignment.sliding_stride_s' ({a.sliding_stride_s}) exceeds 'alignment.sliding_context_s' "
+                        f"({a.sliding_context_s}): stimulus between snippets would never be encoded")
+    if isinstance(cfg.backbone.fusion.width, int) and isinstance(cfg.backbone.fusion.heads, int) \
+            and cfg.backbone.fusion.heads > 0 and cfg.backbone.fusion.width % cfg.backbone.fusion.heads:
+        problems.append(f"'backbone.fusion.width' ({cfg.backbone.fusion.width}) is not a multiple of 'backbone.fusion.heads' "
+                        f"({cfg.backbone.fusion.heads})")
+    return problems
+
+
+def _where_unwritable(key: str, value: str | None) -> str | None:
+    """Why directory ``value`` (config key ``key``) cannot be created or written, or None when it can."""
+    if value is None:
+        return None
+    path = Path(value).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        return f"'{key}' is '{value}', which is a file, not a directory; choose another path"
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"'{key}' is '{value}', but '{probe}' is a file, so no directory can be made under it; choose another path"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"'{key}' is '{value}', but '{probe}' is not writable by this user; choose another path or fix its permissions"
+    return None
+
+
+LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
+
+
+def check_environment(cfg: Config, command: str) -> list[str]:
+    """What this machine must provide for ``command`` (train, alignment, compare, downstream): writable output and
+    cache directories, the accelerator, the logger's package (train) and the ``init_from`` file (train)."""
+    import importlib.util
+
+    import torch
+
+    dirs = {"out_dir": cfg.out_dir, "data.cache_dir": cfg.data.cache_dir, "alignment.cache_dir": cfg.alignment.cache_dir,
+            "downstream.cache_dir": cfg.downstream.cache_dir}
+    problems = [p for key, value in dirs.items() if (p := _where_unwritable(key, value))]
+    accelerator = cfg.trainer.accelerator
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        problems.append(f"'trainer.accelerator' is '{accelerator}' but this machine has no CUDA GPU; use trainer.accelerator=cpu "
+                        "(or auto)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        problems.append("'trainer.accelerator' is 'mps' but this machine has no Apple GPU; use trainer.accelerator=cpu (or auto)")
+    if command == "train":
+        packages = LOGGER_PACKAGES.get(cfg.logger.kind, ())
+        if packages and not any(importlib.util.find_spec(name) for name in packages):
+            problems.append(f"'logger.kind' is '{cfg.logger.kind}' but its package is not installed; pip install {packages[0]}, "
+                            "or use logger.kind=csv")
+        if cfg.init_from is not None and not Path(cfg.init_from).is_file():
+            problems.append(f"'init_from' is '{cfg.init_from}', which is not a file; give a braintune checkpoint "
+                            "(OUT_DIR/checkpoints/*.ckpt)")
+    return problems
+
+
+@functools.lru_cache(maxsize=8)
+def _template(cls: type) -> Any:
+    """The structured config of ``cls`` with its defaults, built once (OmegaConf takes ~0.3 s per build)."""
+    return OmegaConf.structured(cls)
+
+
+def _problems(problems: list[str]) -> ConfigError:
+    """One line per problem: the problem itself when there is one, else a count and one indented line each."""
+    if len(problems) == 1:
+        return ConfigError(problems[0])
+    return ConfigError(f"{len(problems)} config problems:\n  - " + "\n  - ".join(problems))
+
+
+def _merge(given: dict, dotted: dict, source: str, command: str | None = None) -> Config:
     """Validated ``Config`` from a YAML mapping and dotted overrides; every problem listed at once."""
     cls = schema()
     problems = _unknown_keys(cls, given) + _unknown_keys(cls, _nest(dotted))
     if problems:
-        raise ConfigError("config problems:\n  - " + "\n  - ".join(problems))
-    base = OmegaConf.structured(cls)
+        raise _problems(problems)
+    base = _template(cls)  # merge copies it: the cached template is never modified
     for source_name, layer in [(source, given)] + [(f"override {k}", _nest({k: v})) for k, v in dotted.items()]:
         try:
             base = OmegaConf.merge(base, layer)
         except OmegaConfBaseException as err:
             problems.append(f"{source_name}: {str(err).splitlines()[0]}")
     if problems:
-        raise ConfigError("config problems:\n  - " + "\n  - ".join(problems))
+        raise _problems(problems)
     cfg: Config = OmegaConf.to_object(base)  # type: ignore[assignment]
-    problems = _check_choices(cfg)
+    problems = _check_choices(cfg) + _check_ranges(cfg) + (check_environment(cfg, command) if command else [])
     if problems:
-        raise ConfigError("config problems:\n  - " + "\n  - ".join(problems))
+        raise _problems(problems)
     return cfg
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, command: str | None = None) -> Config:
     """Read `path` (YAML), apply dotted `overrides`, validate, and return a typed ``Config``.
 
-    Raises ``ConfigError`` listing every unknown key, bad value and bad choice at once.
+    Raises ``ConfigError`` listing every unknown key, bad value, bad choice, out-of-range value and inconsistent pair
+    at once; with ``command`` (train, alignment, compare, downstream) also what this machine lacks for it
+    (``check_environment``).
     """
     given: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file '{path}' does not exist; the shipped configs are in configs/")
-        given = _yaml(path.read_text(), f"config file '{path}'") or {}
+            what = "is a directory, not a file" if path.is_dir() else "does not exist"
+            raise ConfigError(f"config file '{path}' {what}; the shipped configs are in configs/")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file '{path}' cannot be read ({err}); it must be a UTF-8 YAML file") from err
+        given = _yaml(text, f"config file '{path}'") or {}
         if not isinstance(given, dict):
             raise ConfigError(f"config file '{path}' must hold a mapping of keys, not {type(given).__name__}")
     dotted = dict(_parse_override(o) for o in overrides or [])
-    return _merge(given, dotted, str(path))
+    return _merge(given, dotted, str(path), command)
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

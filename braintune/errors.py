@@ -24,3 +24,8 @@ class StimulusError(UserError):
 
 class BackboneError(UserError):
     """A backbone cannot be built or loaded; the message names the key or checkpoint and what to do."""
+
+
+class OutputError(UserError):
+    """An output cannot be written (disk full, file-size limit, permissions, a file where a directory should be, an
+    out_dir in use by another run); the message names the path and what to do."""

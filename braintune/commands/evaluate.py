@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: evaluate.py {{{','.join(EVALUATIONS)}}} -c CONFIG [key=value ...]\n\n{__doc__}", file=sys.stderr)
         return 2
     name = argv.pop(0)
-    cfg, args = parse_args(argv, prog=f"evaluate.py {name}")
+    cfg, args = parse_args(argv, prog=f"evaluate.py {name}", command=name)
     module, function = EVALUATIONS[name].split(":")
     command = getattr(importlib.import_module(module), function)
     return run_command(lambda: command(cfg), cfg.out_dir, args.debug)
