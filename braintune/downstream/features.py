@@ -10,14 +10,13 @@ time.
 The cache lives at ``CACHE/<model key>/<task>/<digest>.npy``, the digest covering the item's id, the content
 identity of its file (``provenance.file_identity``: a same-named file of another dataset misses) and the
 stimulus spec; it holds all hidden states, so comparing ten checkpoints encodes each dataset once per checkpoint,
-and a second run of a model re-uses its files. Entries are written atomically; an unreadable one is recomputed.
+and a second run of a model re-uses its files. Entries are verified ``data.cache`` entries (atomic writes, a
+trailer with the model/task/item key and a checksum): a truncated, foreign or corrupt one is recomputed, never served.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
+from ..data.cache import read_entry, write_entry
 from ..data.modalities import AUDIO, VIDEO, WORDS, StimulusSpec, backbone_inputs, collate_stimulus, read_span
 from ..data.stimuli import audio_info, load_audio
 from ..data.study import Run
@@ -88,19 +88,10 @@ def item_key(item: Item, spec: StimulusSpec) -> str:
     return digest([item.id, source, array, spec.tag()], 40)
 
 
-def _load(path: Path) -> np.ndarray | None:
-    try:
-        return np.load(path)
-    except (OSError, ValueError, EOFError) as err:  # truncated or foreign entry: recompute, never serve
-        log.warning("downstream cache entry '%s' unreadable (%s); recomputing", path, err)
-        return None
-
-
-def _save(path: Path, features: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npy")
-    np.save(tmp, features.astype(np.float32))
-    os.replace(tmp, path)
+def _entry_key(path: Path) -> str:
+    """The key a cached item is written for: model key / task / item key (a file copied from another model or task
+    directory is foreign)."""
+    return "/".join(path.parts[-3:])
 
 
 def extract(get_backbone: Callable[[], torch.nn.Module], items: list[Item], spec: StimulusSpec, device: str,
@@ -113,7 +104,7 @@ def extract(get_backbone: Callable[[], torch.nn.Module], items: list[Item], spec
     try:
         for item in items:
             path = cache / f"{item_key(item, spec)}.npy" if cache else None
-            feats = _load(path) if path is not None and path.is_file() else None
+            feats = read_entry(path, _entry_key(path)) if path is not None else None
             if feats is not None:
                 out.append(feats)
                 hits += 1
@@ -124,7 +115,7 @@ def extract(get_backbone: Callable[[], torch.nn.Module], items: list[Item], spec
                 backbone.eval()
             feats = encode_item(backbone, item_stimulus(item, spec), device)
             if path is not None:
-                _save(path, feats)
+                write_entry(path, feats.astype(np.float32), _entry_key(path))
             out.append(feats)
     finally:
         if backbone is not None:

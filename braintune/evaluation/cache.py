@@ -5,22 +5,20 @@
 participants, the comparison after a single alignment) encodes nothing. The model key (``models.Model.key``)
 identifies the weights and the code version; the settings digest covers the content identity of the run's
 stimulus and word timings (``provenance.file_identity``), its TR clock, the layers and every extraction setting,
-so a change to any of them misses. Entries are written to a unique temporary name and renamed (atomic); an
-entry that cannot be read back is recomputed, never served.
+so a change to any of them misses. Entries are written and read as ``data.cache`` writes its own
+(``write_entry`` / ``read_entry``: unique temporary name, atomic rename, a trailer with the key and a checksum): a
+truncated, foreign or corrupt entry is recomputed, never served, and runs sharing one cache directory never see
+each other's half-written files.
 """
 from __future__ import annotations
 
-import logging
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from ..data.cache import read_entry, write_entry
 from ..data.study import Run
 from ..provenance import CODE_VERSION, digest, file_identity
-
-log = logging.getLogger(__name__)
 
 
 class FeatureCache:
@@ -31,27 +29,25 @@ class FeatureCache:
         self.hits = 0
         self.misses = 0
 
-    def path(self, run: Run, settings: dict) -> Path:
+    def _key(self, run: Run, settings: dict) -> str:
         ident = {"run": run.name, "stimulus": file_identity(run.stimulus),
                  "words": file_identity(run.words) if run.words else None,
                  "timing": [run.timing.tr, run.timing.n_trs, run.timing.first_tr_s], "code": CODE_VERSION, **settings}
-        return self.dir / f"{run.name}-{digest(ident)}.npy"
+        return digest(ident)
+
+    def path(self, run: Run, settings: dict) -> Path:
+        return self.dir / f"{run.name}-{self._key(run, settings)}.npy"
 
     def load(self, run: Run, settings: dict) -> np.ndarray | None:
-        path = self.path(run, settings)
-        if path.is_file():
-            try:
-                features = np.load(path)
-                self.hits += 1
-                return features
-            except (OSError, ValueError, EOFError) as err:  # truncated or foreign: recompute, never serve
-                log.warning("feature cache entry '%s' unreadable (%s); recomputing", path, err)
-        self.misses += 1
-        return None
+        """The run's cached features, or None (a miss) when absent, truncated, foreign or corrupt."""
+        key = self._key(run, settings)
+        features = read_entry(self.dir / f"{run.name}-{key}.npy", f"{self.dir.name}/{key}")
+        if features is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return features
 
     def save(self, run: Run, settings: dict, features: np.ndarray) -> None:
-        path = self.path(run, settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npy")  # unique per writer
-        np.save(tmp, features)
-        os.replace(tmp, path)
+        key = self._key(run, settings)
+        write_entry(self.dir / f"{run.name}-{key}.npy", features, f"{self.dir.name}/{key}")
