@@ -19,7 +19,7 @@ LAYERS = [
     {"models", "controls"},
     {"training"},
     {"commands", "report"},
-    {"cli", "__main__"},
+    {"cli", "__main__", "lm"},
 ]
 LIBRARY = set().union(*LAYERS[:9])  # everything below the commands
 MAX_FUNCTION_LINES = 60  # code lines: the docstring (numpydoc, often long) is not counted
@@ -119,3 +119,20 @@ def test_the_layer_test_can_fail(tmp_path):
     known = {"pkg": tmp_path / "pkg" / "__init__.py", "pkg.low": tmp_path / "pkg" / "low.py", "pkg.high": tmp_path / "pkg" / "high.py"}
     assert imports("pkg.low", known["pkg.low"], known) == {"pkg.high"}  # the lazy import is seen
     assert imports("pkg.high", known["pkg.high"], known) == {"pkg.low"}
+
+
+def test_moved_modules_import_with_a_deprecation_warning():
+    """Old import paths keep working for one release (an import hook, so no library module imports a command)."""
+    import importlib
+    import sys
+    import warnings
+
+    from braintune._moved import MOVED
+
+    for old, new in MOVED.items():
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new)
+        assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught), old
