@@ -52,9 +52,9 @@ class DataConfig:
     regions: Optional[list[Any]] = None  # keep only targets whose label name contains one of these, or whose id is listed (e.g. [STS])
     ceiling_threshold: Optional[float] = None  # keep only targets whose repeat-based noise ceiling exceeds this (needs repeats)
     cache_dir: Optional[str] = None  # memory-mapped cache of decoded audio and responses; None: decode every epoch
+    allow_outside_root: bool = False  # read files that a manifest / events.tsv names outside data.root (braintune.data.paths)
     # Inputs of video and text backbones (arch av / text); see docs/backbones.md
     video_fps: float = 8.0  # frames per second sampled inside each segment's span (decord; frames cached)
-    allow_outside_root: bool = False  # read files that a manifest / events.tsv names outside data.root (braintune.data.paths)
     frame_size: int = 224  # frames are resized to frame_size x frame_size (the video encoder's image_size)
     context_words: int = 64  # words before a segment's span given to a text backbone as context
     # Each format's own section (braintune/data/formats/<format>.py)
@@ -234,9 +234,9 @@ class DownstreamConfig:
     every_n_epochs: int = 1
     callback_max_items: int = 200  # items per task the callback encodes (seeded subsample)
     synthetic: bool = False  # write a planted MUStARD-layout dataset at a mustard* task's root when the root does not exist
-
-
     allow_outside_root: bool = False  # read item files that a task's CSV / JSON / lists name outside its root
+
+
 @dataclass
 class Config:
     out_dir: str = "runs/demo"

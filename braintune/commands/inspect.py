@@ -59,13 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", help="dataset directory (or manifest file for --format manifest)")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS))
     parser.add_argument("--task", default=None, help="bids: keep only this task")
+    parser.add_argument("--allow-outside-root", action="store_true",
+                        help="read files that the dataset's own files name outside ROOT (data.allow_outside_root)")
     parser.add_argument("--json", default=None, help="also write the summary to this JSON file")
     parser.add_argument("--debug", action="store_true", help="show the traceback of every error")
     args = parser.parse_args(argv)
     try:
         if not Path(args.root).exists():
             raise DataError(f"'{args.root}' does not exist; give the dataset's root directory")
-        study = open_study(DataConfig(format=args.format, root=args.root, bids=BidsOptions(task=args.task)))
+        study = open_study(DataConfig(format=args.format, root=args.root, bids=BidsOptions(task=args.task),
+                                      allow_outside_root=args.allow_outside_root))
         summary = summarize(study)
     except UserError as err:
         if args.debug:

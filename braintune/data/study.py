@@ -58,6 +58,8 @@ class H5Response:
     def shape(self) -> tuple[int, int]:
         with self.open() as f:
             shape = self._dataset(f, self.key).shape
+            if self.repeats_key is not None:  # refused when the study is opened, before any feature is extracted
+                self._repeats(f)
         if len(shape) != 2:
             raise DataError(f"'{self.path}' dataset '{self.key}' has shape {shape}; expected (TRs, targets)")
         return (int(shape[0]) if self.n_rows is None else self.n_rows), int(shape[1])
@@ -71,10 +73,21 @@ class H5Response:
         return np.asarray(data, dtype=np.float32)
 
     def read_repeats(self) -> np.ndarray | None:
+        """(n_repeats, n_trs, n_targets), cut like ``read``; repeats whose shape does not fit the data are refused (a
+        noise ceiling from mismatched rows would be silently wrong)."""
         if self.repeats_key is None:
             return None
         with self.open() as f:
-            return np.asarray(self._dataset(f, self.repeats_key)[()], dtype=np.float32)
+            return np.asarray(self._repeats(f)[:, : self.n_rows], dtype=np.float32)
+
+    def _repeats(self, f: h5py.File) -> h5py.Dataset:
+        """The repeats dataset, refused unless it is (repeats, rows, targets) of the data, row for row."""
+        reps, shape = self._dataset(f, self.repeats_key), self._dataset(f, self.key).shape
+        if reps.ndim != 3 or tuple(reps.shape[1:]) != tuple(shape):
+            raise DataError(f"'{self.path}': repeats '{self.repeats_key}' have shape {reps.shape} but '{self.key}' is "
+                            f"{shape}; repeats must be (repeats, {', '.join(map(str, shape))}), row for row. Re-export the "
+                            "file, or remove the repeats to measure without a noise ceiling")
+        return reps
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,11 @@ class RowSlice:
     @property
     def path(self) -> Path:
         return self.inner.path
+
+    @property
+    def key(self) -> str:
+        """The inner source's dataset key and the cut: what tells this run's rows apart in a shared file (cache keys)."""
+        return f"{getattr(self.inner, 'key', '')}[{self.start}:{self.stop}]"
 
     def read(self) -> np.ndarray:
         return self.inner.read()[self.start : self.stop]

@@ -20,12 +20,13 @@ log = logging.getLogger(__name__)
 
 
 def read_tasks(names: list[str], roots: dict[str, str | None], max_items: int | None, seed: int,
-               synthetic: bool = False) -> dict[str, TaskData]:
-    """Each named task from ``roots[name]``, subsampled; with ``synthetic`` a missing MUStARD root is written first."""
+               synthetic: bool = False, outside_root: bool = False) -> dict[str, TaskData]:
+    """Each named task from ``roots[name]``, subsampled; with ``synthetic`` a missing MUStARD root is written first;
+    ``outside_root`` lets a task's lists name files outside its root (``downstream.allow_outside_root``)."""
     for name in names:
         if synthetic and write_if_missing(name, roots[name], seed):
             log.info("downstream.synthetic: wrote a planted MUStARD-layout dataset to %s", roots[name])
-    return {n: subsample(read_task(n, roots[n], seed), max_items, seed) for n in names}
+    return {n: subsample(read_task(n, roots[n], seed, outside_root), max_items, seed) for n in names}
 
 
 def subsample(data: TaskData, max_items: int | None, seed: int) -> TaskData:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ...errors import DataError
 from ...registry import Registry
+from ..paths import allow_outside_root
 from ..study import Study
 from .base import DatasetFormat, TargetSpace
 
@@ -44,7 +45,8 @@ def trim_trs(data_cfg) -> int:
 def open_study(data_cfg) -> Study:
     """Open ``data_cfg.root`` with the format named by ``data_cfg.format``; trim, select targets, cache."""
     fmt = FORMATS[data_cfg.format]
-    study = fmt.open(Path(data_cfg.root), format_options(data_cfg))
+    with allow_outside_root(getattr(data_cfg, "allow_outside_root", False)):  # paths named in data files (data.paths)
+        study = fmt.open(Path(data_cfg.root), format_options(data_cfg))
     study.trim(trim_trs(data_cfg))
     return _prepare(study, data_cfg)
 

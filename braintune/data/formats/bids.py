@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError, StimulusError
+from ..paths import inside_root
 from ..stimuli import audio_info
 from ..study import Run, Study
 from ..timing import RunTiming
@@ -131,8 +132,12 @@ def _tr(path: Path) -> float:
     return float(_load_image(path).header.get_zooms()[3])
 
 
-def _events(root: Path, path: Path, task: str) -> tuple[float, Path]:
-    """(onset in seconds, stimulus path) from the run's events.tsv (per-run, else dataset-level)."""
+ONSET_TOLERANCE_S = 0.05  # participants of one run share its TR clock: their onsets may differ by this much at most
+
+
+def _events(root: Path, path: Path, task: str) -> tuple[float, Path, str]:
+    """(onset in seconds, stimulus path, where: the events file and line) from the run's events.tsv (per-run, else
+    dataset-level). The stimulus must lie inside ``root`` (``data.paths.inside_root``: ``data.allow_outside_root``)."""
     prefix = re.split(r"_(?:space|hemi|desc|echo|acq)-|_bold", path.name)[0]
     candidates = [path.parent / f"{prefix}_events.tsv", root / f"task-{task}_events.tsv"]
     events = next((c for c in candidates if c.is_file()), None)
@@ -143,10 +148,24 @@ def _events(root: Path, path: Path, task: str) -> tuple[float, Path]:
         missing = [c for c in EVENT_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"events file '{events}' lacks column(s) {missing} (has {reader.fieldnames}); it needs {list(EVENT_COLUMNS)}")
-        rows = [r for r in reader if r["stim_file"] not in ("", "n/a")]
+        rows = [(reader.line_num, r) for r in reader if r["stim_file"] not in ("", "n/a", None)]
     if not rows:
         raise DataError(f"events file '{events}' names no stim_file; add the stimulus row")
-    return float(rows[0]["onset"]), root / "stimuli" / rows[0]["stim_file"]
+    line, row = rows[0]
+    where = f"events file '{events}' line {line}"
+    try:
+        onset = float(row["onset"])
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: onset {row['onset']!r} is not a number of seconds") from None
+    return onset, inside_root(root, Path("stimuli") / row["stim_file"], where), where
+
+
+def _same_events(first: tuple[float, Path, str], other: tuple[float, Path, str], run: str) -> None:
+    """Refuse participants of one run whose events disagree on its stimulus or onset (one clock serves them all)."""
+    if other[1] != first[1] or abs(other[0] - first[0]) > ONSET_TOLERANCE_S:
+        raise DataError(f"run '{run}': {other[2]} gives stimulus '{other[1].name}' at onset {other[0]} s but {first[2]} gives "
+                        f"'{first[1].name}' at {first[0]} s; participants of one run must hear the same stimulus at the same "
+                        "onset: fix the events files, or name the runs differently")
 
 
 def _scan(root: Path, task: str | None, problems: list[str]) -> dict[tuple[str, str], Path]:
@@ -175,13 +194,14 @@ def open_study(root: str | Path, task: str | None = None, mask: str | None = Non
     found = _scan(root, task, problems)
     if not found:
         raise DataError(f"no sub-*/func/*_bold.nii.gz or *.func.gii runs under '{root}'" + (f" for task '{task}'" if task else ""))
-    sources, runs = {}, {}
+    sources, runs, events = {}, {}, {}
     for (p, name), path in sorted(found.items()):
         right = Path(str(path).replace("hemi-L", "hemi-R")) if "hemi-L" in path.name else None
         src = ImageResponse(path, Path(mask) if mask else None, Path(atlas) if atlas else None, right if right and right.is_file() else None)
         n = src.shape()[0]
+        onset, stim, where = _events(root, path, _ENT.search(path.name)["task"])
+        _same_events(events.setdefault(name, (onset, stim, where)), (onset, stim, where), name)
         if name not in runs:
-            onset, stim = _events(root, path, _ENT.search(path.name)["task"])
             try:
                 duration, _, _ = audio_info(stim)
             except StimulusError as err:

@@ -1,7 +1,8 @@
 """A manifest file (YAML or CSV) describing any other dataset -> ``Study``.
 
 ``data.root`` is the manifest file, or a directory holding ``manifest.yaml`` / ``manifest.csv``. Paths are
-relative to the manifest's directory. YAML::
+relative to the manifest's directory and must stay inside it (``data.paths``: a path leaving it is refused, naming
+the manifest and its line, unless ``data.allow_outside_root=true``). YAML::
 
     tr: 2.0                      # seconds; a run may override it
     first_tr_s: 0.0              # stimulus time of row 0; a run may override it
@@ -26,6 +27,7 @@ import numpy as np
 import yaml
 
 from ...errors import DataError, StimulusError
+from ..paths import inside_root
 from ..stimuli import audio_info
 from ..study import H5Response, Run, Study
 from ..timing import RunTiming
@@ -59,20 +61,38 @@ class NpyResponse:
         return int(shape[0]), int(shape[1])
 
 
-def _rows_from_yaml(path: Path) -> tuple[list[dict], dict]:
-    spec = yaml.safe_load(path.read_text()) or {}
-    missing = [k for k in ("runs", "responses") if k not in spec]
+def _line_of(text: str, value: object) -> str:
+    """``line N`` of the first line of a YAML text that holds ``value`` (for messages), else ''."""
+    return next((f" line {n}" for n, line in enumerate(text.splitlines(), start=1) if str(value) in line), "")
+
+
+def _yaml_spec(path: Path) -> tuple[dict, str]:
+    text = path.read_text()
+    try:
+        spec = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise DataError(f"manifest '{path}'{f' line {mark.line + 1}' if mark else ''} is not valid YAML "
+                        f"({getattr(err, 'problem', None) or err}); see braintune/data/formats/manifest.py") from err
+    missing = [k for k in ("runs", "responses") if not isinstance(spec, dict) or not isinstance(spec.get(k), dict)]
     if missing:
-        raise DataError(f"manifest '{path}' lacks {missing}; see braintune/data/formats/manifest.py for the layout")
+        raise DataError(f"manifest '{path}' lacks the mappings {missing}; see braintune/data/formats/manifest.py for the layout")
+    return spec, text
+
+
+def _rows_from_yaml(path: Path) -> tuple[list[dict], dict]:
+    spec, text = _yaml_spec(path)
     rows = []
     for p, per_run in spec["responses"].items():
-        for run, resp in per_run.items():
-            if run not in spec["runs"]:
-                raise DataError(f"manifest '{path}': participant '{p}' lists run '{run}', which is not under 'runs'")
-            r = spec["runs"][run]
-            resp = resp if isinstance(resp, dict) else {"file": resp}
+        for run, resp in (per_run or {}).items() if isinstance(per_run, (dict, type(None))) else [(None, None)]:
+            r, resp = spec["runs"].get(run), resp if isinstance(resp, dict) else {"file": resp}
+            if run is None or not isinstance(r, dict) or not r.get("stimulus") or not resp.get("file"):
+                raise DataError(f"manifest '{path}': participant '{p}', run '{run}' needs an entry under 'runs' with a "
+                                "stimulus, and a response file; see braintune/data/formats/manifest.py")
             rows.append({"participant": p, "run": run, "stimulus": r["stimulus"], "response": resp["file"], "key": resp.get("key", ""),
-                         "tr": r.get("tr", spec.get("tr")), "first_tr_s": r.get("first_tr_s", spec.get("first_tr_s", 0.0))})
+                         "tr": r.get("tr", spec.get("tr")), "first_tr_s": r.get("first_tr_s", spec.get("first_tr_s", 0.0)),
+                         "where_stimulus": f"manifest '{path}'{_line_of(text, r['stimulus'])} (runs.{run}.stimulus)",
+                         "where_response": f"manifest '{path}'{_line_of(text, resp['file'])} (responses.{p}.{run})"})
     return rows, spec
 
 
@@ -82,7 +102,26 @@ def _rows_from_csv(path: Path) -> list[dict]:
         missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"manifest '{path}' lacks column(s) {missing} (has {reader.fieldnames}); it needs {list(CSV_COLUMNS)}")
-        return list(reader)
+        rows = []
+        for row in reader:
+            where = f"manifest '{path}' line {reader.line_num}"
+            if any(row.get(c) is None for c in CSV_COLUMNS) or not row["stimulus"] or not row["response"]:
+                raise DataError(f"{where} has empty or missing cells; every row needs {', '.join(CSV_COLUMNS)} (key and "
+                                "first_tr_s may be empty)")
+            rows.append({**row, "where_stimulus": where, "where_response": where})
+        return rows
+
+
+def _seconds(row: dict, column: str, path: Path, default: float | None = None) -> float:
+    """A row's ``tr`` / ``first_tr_s`` as a float, or a ``DataError`` naming the manifest and the run."""
+    value = row.get(column)
+    if value in (None, "") and default is not None:
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{row['where_stimulus']}: run '{row['run']}' has {column} {value!r}; give seconds as a number "
+                        f"(in '{path}')") from None
 
 
 def open_study(root: str | Path) -> Study:
@@ -97,13 +136,16 @@ def open_study(root: str | Path) -> Study:
     for row in rows:
         if row.get("tr") in (None, ""):
             raise DataError(f"manifest '{path}': run '{row['run']}' has no tr (seconds between volumes)")
-        resp = base / row["response"]
+        resp = inside_root(base, row["response"], row["where_response"])  # refused before anything reads it
         src = H5Response(resp, row["key"]) if resp.suffix in (".h5", ".hf5", ".hdf5") else NpyResponse(resp)
         if not resp.is_file():
             raise DataError(f"manifest '{path}': response file '{resp}' ({row['participant']}, run '{row['run']}') does not exist")
         n = src.shape()[0]
         if row["run"] not in runs:
-            stim, tr, first = base / row["stimulus"], float(row["tr"]), float(row["first_tr_s"] or 0.0)
+            stim = inside_root(base, row["stimulus"], row["where_stimulus"])
+            tr, first = _seconds(row, "tr", path), _seconds(row, "first_tr_s", path, 0.0)
+            if not tr > 0:
+                raise DataError(f"{row['where_stimulus']}: run '{row['run']}' has tr {tr}; it must be above 0 seconds")
             try:
                 duration, _, _ = audio_info(stim)
             except StimulusError as err:

@@ -50,8 +50,15 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def stratified_folds(labels: list, n_folds: int, seed: int) -> list[str]:
-    """``fold{k}`` per item from a seeded StratifiedKFold over ``labels``."""
+    """``fold{k}`` per item from a seeded StratifiedKFold over ``labels``; every label needs ``n_folds`` items."""
+    from collections import Counter
+
     from sklearn.model_selection import StratifiedKFold
+
+    rare = {str(label): n for label, n in Counter(labels).items() if n < n_folds}
+    if rare:
+        raise DataError(f"{n_folds}-fold cross-validation needs at least {n_folds} items of every label, but {rare} have "
+                        "fewer; add items, drop those labels, or give the task a published split")
 
     folds = [""] * len(labels)
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)

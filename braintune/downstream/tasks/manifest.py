@@ -1,13 +1,15 @@
 """A CSV manifest ``path,label[,split]`` (paths relative to the CSV) -> TaskData (classification).
 
 Without a ``split`` column the items are cross-validated in seeded stratified 5 folds. ``root`` is the
-CSV file itself or a directory holding ``manifest.csv``.
+CSV file itself or a directory holding ``manifest.csv``. A ``path`` that leaves the CSV's directory (``..``, an
+absolute path) is refused, naming the line, unless ``downstream.allow_outside_root`` (``data.paths``).
 """
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+from ...data.paths import inside_root
 from ...errors import DataError
 from .base import Item, TaskData, require_file, stratified_folds
 
@@ -26,7 +28,9 @@ def read_manifest(root: str, seed: int = 0) -> TaskData:
         raise DataError(f"'{path}' must have a header with columns path,label[,split]; found {sorted(header)}")
     items, skipped = [], {}
     for n, row in enumerate(rows, start=2):
-        audio = (path.parent / row["path"]).resolve()
+        if not row.get("path") or row.get("label") in (None, ""):
+            raise DataError(f"'{path}' line {n}: empty path or label; every row needs path,label[,split]")
+        audio = inside_root(path.parent, row["path"], f"'{path}' line {n}")
         if not audio.is_file():
             raise DataError(f"'{path}' line {n}: audio file '{audio}' does not exist")
         split = (row.get("split") or "").strip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ...data.paths import inside_root
 from ...errors import DataError
 from .base import Item, TaskData, require_file
 
@@ -31,7 +32,7 @@ def _read(root: str, binary: bool) -> TaskData:
             raise DataError(f"'{path}' line {n}: sentiment '{row['sentiment']}' is not a number") from err
         if row["split"] not in ("train", "validation", "test"):
             raise DataError(f"'{path}' line {n}: split '{row['split']}' is not train, validation or test")
-        audio = Path(root) / "audio" / f"{row['segment']}.wav"
+        audio = inside_root(root, Path("audio") / f"{row['segment']}.wav", f"'{path}' line {n}")
         if not audio.is_file():
             missing += 1
             continue

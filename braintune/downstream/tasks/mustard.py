@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ...data.paths import inside_root
 from ...errors import DataError
 from .base import Item, TaskData, require_file, stratified_folds
 
@@ -27,12 +28,16 @@ def _read(root: str) -> tuple[list[Item], dict[str, str]]:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as err:
         raise DataError(f"'{meta_path}' is not valid JSON ({err}); {LAYOUT}") from err
+    if not isinstance(meta, dict):
+        raise DataError(f"'{meta_path}' holds a {type(meta).__name__}, not a mapping of clip id -> entry; {LAYOUT}")
     items, shows = [], {}
     for clip_id, entry in meta.items():
-        missing = [k for k in ("utterance", "speaker", "show", "sarcasm") if k not in entry]
+        missing = [k for k in ("utterance", "speaker", "show", "sarcasm") if not isinstance(entry, dict) or k not in entry]
         if missing:
             raise DataError(f"'{meta_path}': clip '{clip_id}' lacks {missing}; {LAYOUT}")
-        video = require_file(root_path / "utterances_final" / f"{clip_id}.mp4", LAYOUT)
+        # clip ids come from the JSON: one naming '../x' would leave the root (downstream.allow_outside_root)
+        clip = inside_root(root_path, Path("utterances_final") / f"{clip_id}.mp4", f"'{meta_path}' clip '{clip_id}'")
+        video = require_file(clip, LAYOUT)
         items.append(Item(id=clip_id, label="sarcastic" if entry["sarcasm"] else "literal", split="",
                           audio=str(video), text=entry["utterance"], speaker=str(entry["speaker"])))
         shows[clip_id] = str(entry["show"]).upper()

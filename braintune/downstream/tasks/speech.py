@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ...data.paths import inside_root
 from ...errors import DataError
 from .base import Item, TaskData, require_file
 
@@ -74,7 +75,7 @@ def read_slurp(root: str, seed: int = 0) -> TaskData:
             except (json.JSONDecodeError, KeyError) as err:
                 raise DataError(f"'{path}' line {n}: expected JSON with 'intent' and 'recordings' ({err})") from err
             for rec in recordings:
-                audio = audio_dir / rec["file"]
+                audio = inside_root(base, Path(audio_dir.name) / str(rec.get("file", "")), f"'{path}' line {n}")
                 if not audio.is_file():
                     missing += 1
                     continue
