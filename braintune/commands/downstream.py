@@ -16,7 +16,7 @@ from ..config import Config, save_config
 from ..downstream.evaluate import plot_task, read_tasks, run_task
 from ..downstream.features import extract
 from ..errors import ConfigError
-from ..models import checkpoint_entry, load_model, resolve_device, unique_names
+from ..models import check_layers, checkpoint_entry, load_model, resolve_device, unique_names
 from .common import write_summary
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,14 @@ def downstream(cfg: Config) -> dict:
     dc, out_dir = cfg.downstream, Path(cfg.out_dir)
     save_config(cfg, out_dir / "config.yaml")
     names = task_names(dc)
-    tasks = read_tasks(names, task_roots(dc, names), dc.max_items, dc.seed, dc.synthetic)
+    tasks = read_tasks(names, task_roots(dc, names), dc.max_items, dc.seed, dc.synthetic, dc.allow_outside_root)
     entries = [checkpoint_entry(cfg), *dc.compare]
     device = resolve_device(cfg.trainer.accelerator)
     feats: dict[str, dict[str, np.ndarray]] = {n: {} for n in tasks}
     described = []
     for name, entry in zip(unique_names(entries), entries):  # one model in memory at a time
         model = load_model(entry, cfg, device)
+        check_layers(model.backbone, "downstream.layers", dc.layers, name)  # before any item is encoded
         described.append({"name": name, "entry": entry, "backbone": model.config.backbone.name})
         for task, data in tasks.items():
             cache = Path(dc.cache_dir) / model.key / task if dc.cache_dir else None

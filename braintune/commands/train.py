@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_only
 
 from ..config import Config, save_config, to_dict
@@ -16,9 +16,10 @@ from ..data.datamodule import build_datamodule
 from ..downstream.callback import DownstreamProbeCallback
 from ..evaluation.alignment import measure_alignment
 from ..evaluation.results import AlignmentResult
-from ..models import load_model, resolve_device
+from ..models import check_layers, check_pooling, load_model, resolve_device
 from ..pooling import TRPooling
 from ..training.callbacks import FrozenBackboneEval
+from ..training.checkpoints import resume_checkpoint, run_checkpoint
 from ..training.dashboard import Dashboard
 from ..training.module import BrainTuner
 from ..training.setup import build_trainer, freeze_for, init_from_checkpoint
@@ -38,7 +39,7 @@ def downstream_callbacks(cfg: Config) -> list[Callback]:
     if not dc.callback_tasks:
         return []
     names = list(dc.callback_tasks)
-    tasks = read_tasks(names, task_roots(dc, names), dc.callback_max_items, dc.seed, dc.synthetic)
+    tasks = read_tasks(names, task_roots(dc, names), dc.callback_max_items, dc.seed, dc.synthetic, dc.allow_outside_root)
     return [DownstreamProbeCallback(tasks, dc.every_n_epochs, dc.layers, dc.probe, dc.cv_folds, dc.seed)]
 
 
@@ -60,6 +61,17 @@ def _alignment(cfg: Config, backbone, layer: int, dm, groups: dict[str, list[str
     return {k: result.subset(v).summary() for k, v in groups.items()}, result
 
 
+def _check_run(cfg: Config, module: BrainTuner, out_dir: Path) -> Path | None:
+    """What can only be checked once the model exists, before any heavy work: layers and pooling against the backbone,
+    and the checkpoint to resume from (a safe braintune checkpoint of this very model, or None)."""
+    if cfg.alignment.after_training:
+        check_layers(module.backbone, "alignment.layers", cfg.alignment.layers, "the configured backbone")
+    check_pooling(module.backbone, cfg.pooling.window_s)
+    if not cfg.resume:
+        return None
+    return resume_checkpoint(out_dir / "checkpoints", module.hparams["config"], module.hparams["n_targets"])
+
+
 def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
     """Brain-tune as configured, with extra Lightning ``callbacks``; returns (and writes) the summary."""
     out_dir = Path(cfg.out_dir)
@@ -72,13 +84,14 @@ def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
     dm.spec = module.backbone.spec
     new = init_from_checkpoint(module, cfg.init_from) if cfg.init_from else None
     freeze_for(module, cfg.optim.train_only, new)
+    resume = _check_run(cfg, module, out_dir)
 
     # measured once, by the first process (under DDP every process runs this function)
     measure = cfg.alignment.after_training and rank_zero_only.rank == 0
     groups = {"tuned": dm.splits.participants, "heldout": dm.splits.heldout}
     before, before_result = _alignment(cfg, module.backbone, module.layer, dm, groups) if measure else ({}, None)
 
-    ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch}", monitor="val/pearson", mode="max", save_last=True)
+    ckpt = run_checkpoint(out_dir / "checkpoints")  # paths follow the run directory when it was copied and resumed
     callbacks = [ckpt, LearningRateMonitor("step"), *callbacks]
     callbacks += [FrozenBackboneEval()] if cfg.optim.train_only != "all" else []
     # a participant who did not hear every training run is missing from some batches: its head gets no gradient
@@ -87,11 +100,9 @@ def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
     dashboard = Dashboard(trainer, cfg, dm.study, out_dir)  # pictures and tables for TensorBoard / W&B
     dashboard.start(to_dict(cfg), summarize(dm.study))
     maps = {"before": dashboard.alignment("before", before_result, before)} if before else {}
-    last = out_dir / "checkpoints" / "last.ckpt"
-    resume = str(last) if cfg.resume and last.is_file() else None
     if resume:
         log.info("resuming from %s", resume)
-    trainer.fit(module, dm, ckpt_path=resume)
+    trainer.fit(module, dm, ckpt_path=resume, weights_only=True)  # validated above; never unpickles code
 
     summary = {
         "checkpoint": ckpt.best_model_path or None,
@@ -124,5 +135,5 @@ def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, args = parse_args(argv, prog="braintune train")
+    cfg, args = parse_args(argv, prog="braintune train", command="train")
     return run_command(lambda: train(cfg, downstream_callbacks(cfg)), cfg.out_dir, args.debug)

@@ -15,8 +15,10 @@ from torchmetrics.regression import PearsonCorrCoef
 from ..backbones import build_backbone, resolve_layer
 from ..config import from_dict
 from ..data.modalities import backbone_inputs
+from ..errors import ConfigError
 from ..heads import ParticipantHeads
 from ..losses import build_loss
+from ..models import checkpoint_record, identity_mismatches, model_identity
 from ..pooling import TRPooling
 
 
@@ -54,6 +56,21 @@ class BrainTuner(L.LightningModule):
             self.requires_grad_(False)
             head.requires_grad_(True)
         return head
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # what the weights are (backbone architecture and config, pooling, heads, target counts) and which braintune
+        # wrote them: init_from, resume and evaluation compare it with the model they build (models.model_identity)
+        checkpoint["braintune"] = checkpoint_record(self.hparams["config"], self.hparams["n_targets"])
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning restores into this module (resume, load_from_checkpoint): refuse weights of another model by name
+        recorded = (checkpoint.get("braintune") or {}).get("identity")
+        wrong = identity_mismatches(recorded, model_identity(self.hparams["config"], self.hparams["n_targets"])) \
+            if isinstance(recorded, dict) else []
+        if wrong:
+            path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+            raise ConfigError(f"checkpoint '{path or 'being loaded'}' holds another model than this one: {'; '.join(wrong[:5])}; "
+                              "use the config it was trained with (its run's config.yaml)")
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         # Epoch e's dropout and masking depend only on (seed, e), so a run resumed from a checkpoint at epoch e

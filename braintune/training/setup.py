@@ -10,7 +10,8 @@ import lightning as L
 import torch
 
 from ..errors import ConfigError
-from ..models import load_checkpoint
+from ..models import identity_mismatches, load_checkpoint, model_identity, recorded_identity
+from .checkpoints import AtomicCheckpointIO
 from .module import BrainTuner
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def build_trainer(cfg, out_dir: Path, callbacks: list, find_unused: bool = True)
         gradient_clip_val=cfg.optim.grad_clip or None,
         accumulate_grad_batches=t.accumulate_grad_batches, log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, enable_progress_bar=t.progress_bar, logger=build_logger(cfg, out_dir),
-        callbacks=callbacks, deterministic=False,
+        callbacks=callbacks, deterministic=False, plugins=[AtomicCheckpointIO()],
     )
 
 
@@ -79,9 +80,16 @@ def init_from_checkpoint(module: BrainTuner, path: str) -> list[str]:
     """Copy a braintune checkpoint's backbone and known heads into ``module``; returns the participants it lacked.
 
     Heads of participants that the checkpoint does not know keep their fresh initialisation; heads of
-    checkpoint participants absent from this run are ignored. Any other mismatch is a ``ConfigError``.
+    checkpoint participants absent from this run are ignored. The checkpoint's model must be the configured one
+    (``models.model_identity``: backbone architecture and config, fine-tuning, pooling, heads, the target counts of
+    shared participants; the layer the heads read may differ); any mismatch is a ``ConfigError`` naming each key.
     """
     ckpt = load_checkpoint(path)
+    wrong = identity_mismatches(recorded_identity(path, ckpt), model_identity(module.hparams["config"], module.hparams["n_targets"]),
+                                targets="shared", ignore=("backbone.layer",))
+    if wrong:
+        raise ConfigError(f"init_from '{path}' was made with another model than configured ({'; '.join(wrong[:6])}); set "
+                          "these keys as in that run's config.yaml")
     known = set(ckpt["n_targets"])
     state, own = ckpt["state_dict"], module.state_dict()
     wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
