@@ -112,6 +112,16 @@ class SegmentDataModule(L.LightningDataModule):
                           collate_fn=self.collate, num_workers=self.num_workers)
 
 
+def _check_band(cfg, study: Study, runs: list[str]) -> None:
+    """A block may not reach past its segment: ``band.lookahead_s`` must stay below one segment's duration."""
+    if not cfg.band.training:
+        return
+    shortest = min(study.runs[r].timing.tr for r in runs) * cfg.data.segment_trs
+    if cfg.band.lookahead_s >= shortest:
+        raise DataError(f"band.lookahead_s is {cfg.band.lookahead_s} s but a segment of data.segment_trs="
+                        f"{cfg.data.segment_trs} TRs lasts {shortest:.2f} s; allowed: 0 <= band.lookahead_s < {shortest:.2f}")
+
+
 def build_datamodule(cfg, span) -> SegmentDataModule:
     """Open the dataset named by ``cfg.data``, split it, load and prepare the tuned participants' responses.
 
@@ -119,6 +129,7 @@ def build_datamodule(cfg, span) -> SegmentDataModule:
     """
     study = open_study(cfg.data)
     splits = make_splits(study, cfg.data)
+    _check_band(cfg, study, splits.train_runs + splits.val_runs)
     responses = prepare_responses(study, splits.participants, splits.train_runs + splits.val_runs, cfg.data.zscore)
     log.info("participants %s (held out %s); %d train, %d val, %d test runs",
              splits.participants, splits.heldout, len(splits.train_runs), len(splits.val_runs), len(splits.test_runs))

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..data.modalities import backbone_inputs, collate_stimulus, read_span
 from ..data.study import Run
+from ..errors import ConfigError
 from ..pooling import TRPooling
 from .resample import lanczos_resample
 
@@ -91,6 +92,9 @@ def segment_features(backbone, run: Run, layers: list[int], ex: Extraction, devi
 def sliding_features(backbone, run: Run, layers: list[int], ex: Extraction, device="cpu") -> np.ndarray:
     """(L, n_trs, D) float32: last-frame states of causal snippets, Lanczos-resampled to the run's TR times."""
     times = run.timing.times()
+    if ex.sliding_context_s < run.timing.tr:
+        raise ConfigError(f"alignment.sliding_context_s is {ex.sliding_context_s} s, shorter than one TR of run "
+                          f"'{run.name}' ({run.timing.tr} s); allowed: at least {run.timing.tr} s (the reference uses 16)")
     last = run.duration_s or times[-1] + run.timing.tr
     stride = ex.sliding_stride_s
     ends = np.arange(1, int(np.floor(last / stride + 1e-9)) + 1) * stride  # (n_events,) snippet end times
