@@ -363,7 +363,7 @@ RANGES: list[tuple[tuple[str, ...], typing.Callable[[Any], bool], str]] = [
       "head.rank", "trainer.max_epochs", "trainer.num_nodes", "trainer.accumulate_grad_batches", "trainer.log_every_n_steps",
       "alignment.chunk_s", "alignment.sliding_context_s", "alignment.sliding_stride_s", "alignment.sliding_batch",
       "alignment.block_trs", "downstream.every_n_epochs", "downstream.callback_max_items"), lambda v: v > 0, "above 0"),
-    (("data.context_s", "data.num_workers", "data.context_words", "backbone.fusion.layers", "optim.backbone_lr",
+    (("band.past_s", "band.lookahead_s", "data.context_s", "data.num_workers", "data.context_words", "backbone.fusion.layers", "optim.backbone_lr",
       "optim.head_lr", "optim.weight_decay", "optim.grad_clip", "alignment.n_boot", "downstream.n_boot"),
      lambda v: v >= 0, "0 or more"),
     (("alignment.window_s", "downstream.max_items", "trainer.limit_train_batches"), lambda v: v is None or v > 0,

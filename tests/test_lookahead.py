@@ -192,3 +192,22 @@ def test_bidirectional_text_backbone_bound(tmp_path):
     ua, _ = _extract(backbone, tmp_path / "silence.wav", a, mode="unbounded")
     ub, _ = _extract(backbone, tmp_path / "silence.wav", b, mode="unbounded")
     assert _leaks(ua.transpose(1, 0, 2), ub.transpose(1, 0, 2), TIMING.times(), bound, atol=1e-6)
+
+
+def test_impossible_bounds_are_refused_naming_the_key(tmp_path):
+    from braintune.data.datamodule import build_datamodule
+    from braintune.errors import ConfigError, DataError
+
+    cfg = load_config(DEMO, [f"data.root={tmp_path / 'stories'}", "data.synthetic.stories=2", "data.synthetic.story_seconds=40",
+                             "data.synthetic.participants=2", "data.synthetic.targets=[4,4]", "data.heldout_participants=[]",
+                             "band.lookahead_s=20.0"])
+    with pytest.raises(DataError, match=r"band.lookahead_s is 20.0 s .*=8 TRs lasts 16.00 s; allowed: 0 <= band.lookahead_s < 16.00"):
+        build_datamodule(cfg, _span(cfg))
+    with pytest.raises(ConfigError, match="band.past_s"):
+        load_config(DEMO, ["band.past_s=-1"])
+    a, _ = _audio_pair(tmp_path)
+    backbone = build_backbone(load_config(DEMO).backbone)
+    from braintune.evaluation.features import sliding_features
+
+    with pytest.raises(ConfigError, match="alignment.sliding_context_s is 1.0 s, shorter than one TR"):
+        sliding_features(backbone, Run("r", a, TIMING, SECONDS), [0], Extraction(mode="sliding", sliding_context_s=1.0))
