@@ -290,6 +290,8 @@ def _check_2d(a, name: str, where: str) -> np.ndarray:
     if a.ndim != 2 or a.shape[0] < 2 or not np.issubdtype(a.dtype, np.number):
         raise ValueError(f"{where}: {name} must be a numeric 2-D array (n_samples, n_columns) "
                          f"with n_samples >= 2, got shape {a.shape} and dtype {a.dtype}.")
+    if np.isfinite(a.sum()):  # one pass, no (n, T) temporary: a NaN/inf anywhere makes the sum non-finite
+        return a
     bad = ~np.isfinite(a).all(0)
     if bad.any():
         raise ValueError(
