@@ -10,7 +10,6 @@ numpy or torch (CPU / CUDA) arrays. Issue 14; timings in benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -315,7 +314,6 @@ def _fit_svd_path(X, Y, splits, penalties, score, n_targets_batch, backend, dtyp
     outputs is O((n_samples + p) · n_targets_batch).
     """
     xp = _Xp(backend)
-    upload = _cuda_upload(xp.torch, Y, dtype) if xp.cuda else None  # overlaps the decompositions
     X64 = xp.asarray(X, "float64")
     gram = X64.T @ X64
     folds = [_fold_basis(xp, X64, gram, np.asarray(train), np.asarray(val), penalties, dtype)
@@ -324,7 +322,6 @@ def _fit_svd_path(X, Y, splits, penalties, score, n_targets_batch, backend, dtyp
     Xb, V, lam, pen = (xp.asarray(a, dtype) for a in (X64, V, lam, penalties))
     del X64, gram
     results = _Results(X.shape[1], Y.shape[1], dtype, xp)
-    Y = Y if upload is None else upload()
     for cols, Yb in _target_batches(xp, Y, n_targets_batch, dtype):
         Z = Xb.T @ Yb  # (p, T_b)
         scores = sum(_fold_scores(xp, fold, Z, Yb, score) for fold in folds)
@@ -339,54 +336,12 @@ def _target_batches(xp, Y, size, dtype):
     """Yield (columns, ``Y[:, columns]`` as a ``dtype`` array of the backend), ``size`` at a time."""
     n_targets = Y.shape[1]
     batches = [slice(i, min(i + size, n_targets)) for i in range(0, n_targets, size)]
-    if xp.cuda and isinstance(Y, xp.torch.Tensor):  # resident on the GPU (`_cuda_upload`)
-        yield from ((cols, Y[:, cols]) for cols in batches)
-        return
     if xp.cuda:
         yield from _cuda_batches(xp.torch, Y, batches, dtype)
         return
     for cols in batches:
         Yb = Y[:, cols] if Y.dtype == dtype else Y[:, cols].astype(dtype)  # numpy: a view
         yield cols, Yb if xp.torch is None else xp.torch.from_numpy(np.ascontiguousarray(Yb))
-
-
-def _cuda_upload(torch, Y, dtype, max_fraction=0.25):
-    """Start copying all of ``Y`` to the GPU, from a helper thread on a side stream.
-
-    The copy then overlaps the eigendecompositions, and the batches are slices on the device;
-    one contiguous copy also moves faster than per-batch gathers through pinned buffers (an
-    H200 took ~3 µs per target that way, issue 14). Used when ``Y`` takes at most
-    ``max_fraction`` of the free GPU memory (3.6 GB for 300k targets × 3,000 TRs, against
-    27 GiB for himalaya's fastest setting); else returns None and `_cuda_batches` streams.
-
-    Returns
-    -------
-    wait : callable returning the (n_samples, n_targets) tensor on the GPU, or None
-    """
-    tdtype = getattr(torch, dtype)
-    if Y.size * tdtype.itemsize > max_fraction * torch.cuda.mem_get_info()[0]:
-        return None
-    stream, box = torch.cuda.Stream(), {}
-
-    def copy():
-        try:
-            host = torch.from_numpy(np.asarray(Y)).to(tdtype)  # no copy when the dtype matches
-            with torch.cuda.stream(stream):
-                box["Y"] = host.to("cuda")
-            stream.synchronize()
-        except BaseException as err:  # re-raised in the caller's thread
-            box["error"] = err
-
-    thread = threading.Thread(target=copy, daemon=True)
-    thread.start()
-
-    def wait():
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        box["Y"].record_stream(torch.cuda.current_stream())  # used on the compute stream from now
-        return box["Y"]
-    return wait
 
 
 def _cuda_batches(torch, Y, batches, dtype):
