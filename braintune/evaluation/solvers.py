@@ -344,31 +344,40 @@ def _target_batches(xp, Y, size, dtype):
         yield cols, Yb if xp.torch is None else xp.torch.from_numpy(np.ascontiguousarray(Yb))
 
 
-def _cuda_batches(torch, Y, batches, dtype):
-    """`_target_batches` on CUDA: two pinned host buffers, so that batch i+1 is copied on the host
-    and sent (non-blocking) while the GPU works on batch i."""
-    n, width = Y.shape[0], batches[0].stop - batches[0].start
-    pinned = [torch.empty(n * width, dtype=getattr(torch, dtype), pin_memory=True)
-              for _ in range(min(2, len(batches)))]
-    sent = [None] * len(pinned)  # event after the copy that last read each buffer
+def _cuda_batches(torch, Y, batches, dtype, piece_elements=2 ** 23):
+    """`_target_batches` on CUDA: each batch is sent in row blocks through two small pinned buffers.
 
-    def send(i):
-        k, cols = i % len(pinned), batches[i]
-        if sent[k] is not None:
-            sent[k].synchronize()
-        host = pinned[k][:n * (cols.stop - cols.start)].view(n, -1)
-        host.copy_(torch.from_numpy(Y[:, cols]))  # multi-threaded gather + cast
-        on_gpu = host.to("cuda", non_blocking=True)
-        sent[k] = torch.cuda.Event()
-        sent[k].record()
+    Pinned memory is slow to allocate (on an H200 host, 2 buffers of a whole 50,000-target batch
+    added ~0.75 s to a fit, issue 14), so the buffers hold ``piece_elements`` (32 MiB in
+    float32) whatever the batch size; a block is gathered on the host while the previous one
+    crosses to the GPU, and batch i+1 is gathered while the GPU works on batch i.
+    """
+    n, tdtype = Y.shape[0], getattr(torch, dtype)
+    size = max(piece_elements, batches[0].stop - batches[0].start)  # at least one row of a batch
+    pinned = [torch.empty(size, dtype=tdtype, pin_memory=True) for _ in range(2)]
+    sent = [None, None]  # event after the copy that last read each buffer
+
+    def send(cols):
+        width = cols.stop - cols.start
+        on_gpu = torch.empty((n, width), dtype=tdtype, device="cuda")
+        rows = size // width
+        for k, start in enumerate(range(0, n, rows)):
+            stop, k = min(start + rows, n), k % 2
+            if sent[k] is not None:
+                sent[k].synchronize()
+            host = pinned[k][:(stop - start) * width].view(stop - start, width)
+            host.copy_(torch.from_numpy(Y[start:stop, cols]))  # multi-threaded gather + cast
+            on_gpu[start:stop].copy_(host, non_blocking=True)
+            sent[k] = torch.cuda.Event()
+            sent[k].record()
         return on_gpu
 
-    following = send(0)
+    following = send(batches[0])
     for i, cols in enumerate(batches):
         current = following
         yield cols, current  # the caller queues batch i's work before asking for i + 1
         if i + 1 < len(batches):
-            following = send(i + 1)
+            following = send(batches[i + 1])
 
 
 class _Results:
