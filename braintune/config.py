@@ -235,6 +235,10 @@ class DownstreamConfig:
     callback_max_items: int = 200  # items per task the callback encodes (seeded subsample)
     synthetic: bool = False  # write a planted MUStARD-layout dataset at a mustard* task's root when the root does not exist
     allow_outside_root: bool = False  # read item files that a task's CSV / JSON / lists name outside its root
+    # MUStARD's Friends test clips from episodes a model was tuned on (braintune/downstream/contamination.py): null =
+    # on when a measured model's training runs are Friends episodes; true / false: always / never
+    exclude_seen_episodes: Optional[bool] = None
+    episode_table: Optional[str] = None  # "clip_id<TAB>episode" lines (s01e02); else clips are matched in the transcripts
 
 
 @dataclass

@@ -18,6 +18,7 @@ from ..downstream.features import extract
 from ..errors import ConfigError
 from ..models import check_layers, checkpoint_entry, load_model, resolve_device, unique_names
 from .common import write_summary
+from .episodes import EpisodeCheck
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def downstream(cfg: Config) -> dict:
     save_config(cfg, out_dir / "config.yaml")
     names = task_names(dc)
     tasks = read_tasks(names, task_roots(dc, names), dc.max_items, dc.seed, dc.synthetic, dc.allow_outside_root)
+    episodes = EpisodeCheck(cfg, tasks, task_roots(dc, names))  # MUStARD clips from episodes a model was tuned on
     entries = [checkpoint_entry(cfg), *dc.compare]
     device = resolve_device(cfg.trainer.accelerator)
     feats: dict[str, dict[str, np.ndarray]] = {n: {} for n in tasks}
@@ -47,6 +49,7 @@ def downstream(cfg: Config) -> dict:
     for name, entry in zip(unique_names(entries), entries):  # one model in memory at a time
         model = load_model(entry, cfg, device)
         check_layers(model.backbone, "downstream.layers", dc.layers, name)  # before any item is encoded
+        episodes.add(model, name)  # its training runs (and the clips' episodes) before any item is encoded
         described.append({"name": name, "entry": entry, "backbone": model.config.backbone.name})
         for task, data in tasks.items():
             cache = Path(dc.cache_dir) / model.key / task if dc.cache_dir else None
@@ -54,9 +57,16 @@ def downstream(cfg: Config) -> dict:
         del model
     summary = {"models": described, "probe": dc.probe, "pooling": dc.pooling, "tasks": {}, "plots": {}}
     for task, data in tasks.items():
-        result = run_task(data, feats[task], dc.layers, dc.probe, dc.cv_folds, dc.seed, dc.n_boot)
+        groups, result_episodes = episodes.result(task)
+        result = run_task(data, feats[task], dc.layers, dc.probe, dc.cv_folds, dc.seed, dc.n_boot, groups)
+        result["episodes"] = result_episodes
         summary["tasks"][task] = result
         summary["plots"][task] = str(plot_task(task, result, out_dir))
         log.info("%s: %s accuracy %s (chance %s)", task, described[0]["name"], result["accuracy"], result["chance"])
+        if groups:
+            unseen = result["by_group"]["unseen"]
+            log.info("%s: accuracy %s on the %d test clips from no tuned episode (%d seen, %d unknown; summary.json "
+                     "tasks.%s.episodes)", task, unseen.get("accuracy"), unseen["n"], result_episodes["n_seen"],
+                     result_episodes["n_unknown"], task)
     write_summary(summary, out_dir)
     return summary

@@ -82,9 +82,43 @@ def evaluate_features(features, labels, splits, kind: str, layer_ids: list[int],
     return result, test_idx, preds[best]
 
 
+def majority_of_train(labels: np.ndarray, splits: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
+    """(N_test,) each test item's chance prediction: the majority label of the items its probe was fitted on (its
+    fold's complement for cross-validated tasks, else the train and validation items)."""
+    out = []
+    for i in test_idx:
+        fitted = splits != splits[i] if str(splits[i]).startswith("fold") else np.isin(splits, ["train", "validation"])
+        values, counts = np.unique(labels[fitted], return_counts=True)
+        out.append(values[np.argmax(counts)])
+    return np.asarray(out)
+
+
+def group_results(data: TaskData, test_idx: np.ndarray, heads: dict[str, np.ndarray], groups: dict[str, set[str]],
+                  n_boot: int, seed: int) -> dict:
+    """The headline predictions of every model (``heads``: model -> (N_test,)) scored on each group of test items
+    (group name -> item ids, e.g. clips from episodes seen / not seen in tuning); the first model's numbers on top."""
+    labels, splits = label_array(data), np.asarray([it.split for it in data.items])
+    ids, y_test = np.asarray([data.items[i].id for i in test_idx]), labels[test_idx]
+    chance = majority_of_train(labels, splits, test_idx) if data.kind == "classification" else None
+    out = {}
+    for name, members in groups.items():
+        rows = np.isin(ids, sorted(members))
+        if not rows.any():
+            out[name] = {"n": 0}
+            continue
+        models = {m: P.metrics(y_test[rows], pred[rows], data.kind) for m, pred in heads.items()}
+        first = next(iter(heads))
+        out[name] = {"n": int(rows.sum()), **models[first],
+                     "chance": None if chance is None else float(np.mean(chance[rows] == y_test[rows])),
+                     "ci": P.bootstrap_ci(y_test[rows], heads[first][rows], data.kind, n_boot, seed) if n_boot else {},
+                     "models": models}
+    return out
+
+
 def run_task(data: TaskData, feats_by_model: dict[str, np.ndarray], layers, probe: str, cv_folds: int, seed: int,
-             n_boot: int) -> dict:
-    """Every model's probes on one task, and the first model against each other model on the same test items."""
+             n_boot: int, groups: dict[str, set[str]] | None = None) -> dict:
+    """Every model's probes on one task, and the first model against each other model on the same test items;
+    with ``groups`` (name -> item ids) also every model's headline predictions scored on each group (``by_group``)."""
     labels, splits = label_array(data), np.asarray([it.split for it in data.items])
     models, heads = {}, {}
     for model_name, feats in feats_by_model.items():
@@ -97,8 +131,10 @@ def run_task(data: TaskData, feats_by_model: dict[str, np.ndarray], layers, prob
                                                                       n_boot or 1000, seed)}
                    for other in names[1:]]
     counts = {s: int(np.sum(splits == s)) for s in sorted(set(splits))}
+    by_group = {"by_group": group_results(data, test_idx, heads, groups, n_boot, seed)} if groups else {}
     return {**models[names[0]], "kind": data.kind, "model": names[0], "n_items": counts, "n_test": int(len(test_idx)),
-            "skipped": data.skipped, "split_rule": data.split_rule, "models": models, "comparisons": comparisons}
+            "skipped": data.skipped, "split_rule": data.split_rule, "models": models, "comparisons": comparisons,
+            **by_group}
 
 
 def plot_task(name: str, result: dict, out_dir: Path) -> Path:
