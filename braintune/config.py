@@ -20,6 +20,8 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .analysis.settings import CHOICES as ANALYSIS_CHOICES
+from .analysis.settings import LMConfig, RemovalConfig, SimilarityConfig
 from .data.formats.bids import BidsOptions
 from .data.formats.lebel import LebelOptions
 from .data.formats.synthetic import SyntheticSpec
@@ -258,6 +260,9 @@ class Config:
     band: BandConfig = field(default_factory=BandConfig)
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
+    removal: RemovalConfig = field(default_factory=RemovalConfig)  # evaluate.py remove
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)  # evaluate.py similarity
+    lm: LMConfig = field(default_factory=LMConfig)  # python -m braintune.lm train
 
 
 CHOICES = {
@@ -275,6 +280,7 @@ CHOICES = {
     "downstream.pooling": ("mean",),
     "downstream.probe": ("logistic", "ridge"),
 }
+CHOICES.update(ANALYSIS_CHOICES)  # removal.*, similarity.*, lm.* (braintune/analysis/settings.py)
 
 
 def schema() -> type[Config]:

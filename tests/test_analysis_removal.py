@@ -42,23 +42,41 @@ def test_residual_removal_probe_falls_to_chance_other_property_kept():
 
 def test_residual_in_sample_closed_form_and_ridge_oracle():
     R, a, _, _ = _words(600, seed=1)
+    R = R + 5.0  # a common offset: the centred fit shrinks class means towards the mean, not towards 0
     rem = removal.ResidualRemover().fit(R, a)
     Rr = rem.transform(R, a)
+    m = R.mean(0)
+    np.testing.assert_allclose(rem.mean_, m)
     P, _ = removal.one_hot(a)
     counts = P.sum(0)
-    # Ridge normal equations: Pᵀ R̃ = λ (PᵀP + λ)⁻¹ PᵀR per dimension, PᵀP = diag(class counts).
+    # Ridge normal equations: Pᵀ(R̃ − m) = λ (PᵀP + λ)⁻¹ Pᵀ(R − m) per dimension, PᵀP = diag(class counts).
     shrink = rem.alphas_[None, :] / (counts[:, None] + rem.alphas_[None, :])
-    np.testing.assert_allclose(P.T @ Rr, shrink * (P.T @ R), atol=1e-8)
+    np.testing.assert_allclose(P.T @ (Rr - m), shrink * (P.T @ (R - m)), atol=1e-8)
     for j in (0, 5, H - 1):  # per-dimension weights = scikit-learn Ridge at the chosen λ
-        ref = Ridge(alpha=rem.alphas_[j], fit_intercept=False).fit(P, R[:, j]).coef_
+        ref = Ridge(alpha=rem.alphas_[j], fit_intercept=False).fit(P, R[:, j] - m[j]).coef_
         np.testing.assert_allclose(rem.coef_[:, j], ref, rtol=1e-8, atol=1e-10)
-    # In the OLS limit the residual is orthogonal to every one-hot column (zero class means).
+    # In the OLS limit every class keeps the same mean, m (the residual is orthogonal to the design once centred).
     ols = removal.ResidualRemover(alphas=[1e-12]).fit_transform(R, a)
-    assert np.abs(P.T @ ols).max() < 1e-9 * np.abs(P.T @ R).max()
+    assert np.abs(P.T @ (ols - m)).max() < 1e-9 * np.abs(P.T @ (R - m)).max()
     # CV picks a small λ where the property lives (class sums shrink by λ/(n_c + λ) ≈ 0) and a
     # large one on dimensions without it, which keep only their sampling-noise class means.
-    energy = np.linalg.norm(P.T @ Rr) ** 2 / np.linalg.norm(P.T @ R) ** 2
+    energy = np.linalg.norm(P.T @ (Rr - m)) ** 2 / np.linalg.norm(P.T @ (R - m)) ** 2
     assert energy < 0.02, energy
+
+
+def test_uncentred_residual_leaves_class_size_offsets_a_scaled_probe_decodes():
+    """The paper's uncentred fit shrinks class means towards 0: with unequal class sizes and a common offset, the
+    residual class means differ along the offset, which a standardised probe reads; the centred fit does not."""
+    rng = np.random.default_rng(5)
+    labels = np.repeat([0, 1, 0, 1, 0], [300, 60, 300, 60, 280])  # unequal classes, sentence-like runs
+    R = rng.standard_normal((len(labels), 8)) * 0.01 + 1.0 + 0.5 * labels[:, None]
+    R[:, 3] = 3.0 + 0.0001 * rng.standard_normal(len(labels))  # a near-constant offset direction
+    alphas = [1.0]  # a penalty the size of the classes' counts, as CV picks on dimensions without the property
+    paper = removal.ResidualRemover(alphas=alphas, center=False).fit_transform(R, labels)
+    centred = removal.ResidualRemover(alphas=alphas).fit_transform(R, labels)
+    probe = removal.scaled_probe()
+    assert removal.probe_accuracy(paper[:, [3]], labels, estimator=probe).accuracy > 0.95
+    assert removal.reached_chance(removal.probe_accuracy(centred[:, [3]], labels, estimator=probe))
 
 
 def test_residual_fit_on_train_applies_to_test_words():

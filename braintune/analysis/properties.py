@@ -299,3 +299,44 @@ def sentence_to_words(sentence_values, sentences) -> np.ndarray:
         raise ValueError(f"sentence_to_words: sentence ids span {sentences.min()}..{sentences.max()} "
                          f"but {len(sentence_values)} sentence values were given.")
     return sentence_values[sentences]
+
+
+SURFACE_PROPERTIES = ("sen_len", "word_len")  # from the text alone
+SPACY_PROPERTIES = ("pos", "dep_depth", "dep_tree_depth", "tense", "subjnum", "objnum")  # from a spaCy parse
+
+
+def pause_sentence_ids(starts, ends, pause_s: float) -> np.ndarray:
+    """Sentence number of each word of an unpunctuated transcript: a silence of at least ``pause_s`` seconds
+    between a word's end and the next word's start ends a sentence. Returns an int array of shape (n_words,)."""
+    starts, ends = np.asarray(starts, dtype=float), np.asarray(ends, dtype=float)
+    if len(starts) == 0:
+        return np.zeros(0, int)
+    return np.concatenate([[0], np.cumsum(starts[1:] - ends[:-1] >= pause_s)]).astype(int)
+
+
+def word_properties(names: Sequence[str], words: Sequence[str], table: dict[str, np.ndarray] | None = None,
+                    sentences: np.ndarray | None = None, nlp=None) -> dict[str, np.ndarray]:
+    """One value per word for each property in ``names``, from ``table`` (a label file's columns) when it has the
+    property, else computed: ``sen_len`` / ``word_len`` from the text (sentences: ``sentences`` ids, default
+    `sentence_ids`), the `SPACY_PROPERTIES` from ``nlp`` (a spaCy pipeline, or a callable that loads one).
+    Constituency properties (``tree_depth``, ``top_const``) come from a label file only.
+    """
+    table, out, parsed = table or {}, {}, None
+    for name in names:
+        if name in table:
+            out[name] = np.asarray(table[name])
+        elif name in SURFACE_PROPERTIES:
+            out[name] = surface_labels(words, sentences)[name]
+        elif name in SPACY_PROPERTIES:
+            if nlp is None:
+                raise ValueError(f"property {name!r} needs a spaCy pipeline (none given) or a label file column")
+            if parsed is None:
+                parsed = transcript_labels(words, nlp() if callable(nlp) and not hasattr(nlp, "vocab") else nlp)
+            out[name] = parsed[name]
+        elif name in CONSTITUENCY_PROPERTIES:
+            raise ValueError(f"property {name!r} needs a constituency parse, which braintune does not compute: give a "
+                             f"label file with a {name!r} column (e.g. the paper's balanced_21styear_probing_labels.csv)")
+        else:
+            raise ValueError(f"property {name!r} is neither a label file column ({sorted(table) or 'no label file'}) nor "
+                             f"computed by braintune ({list(SURFACE_PROPERTIES + SPACY_PROPERTIES)})")
+    return out
