@@ -272,6 +272,7 @@ def load_model(entry: str, cfg: Config, device: str | None = None) -> Model:
     device = device or resolve_device(cfg.trainer.accelerator)
     head, _, rest = entry.partition(":")
     if rest and head in CONTROLS:
+        getattr(CONTROLS[head], "check", lambda inner: None)(rest)  # a control may refuse an entry before it is loaded
         return CONTROLS[head](load_model(rest, cfg, device), cfg)
     path = Path(entry)
     if entry == "base":
