@@ -10,6 +10,11 @@ features    every run's layer features on the TR clock (OUT/features/<run>.npz: 
 downstream  linear probes per layer on downstream tasks (downstream.task / downstream.tasks, downstream.root);
             several models side by side with downstream.compare=[base, other.ckpt]; writes summary.json
             and OUT_DIR/downstream_<task>.png.
+remove      linguistic properties (removal.properties) removed from word-level features: probes and alignment
+            before/after per layer, participant and region, the drop's tests and the probe-drop / alignment-drop
+            correlation across layers; summary.json, removal_by_layer.png, removal_correlation.png.
+similarity  similarity measures (similarity.measures: ridge, ridge_pca, cka, rbf_cka, rsa, procrustes, gw) per layer,
+            participant and region on the test TRs, with block-permutation nulls; summary.json, similarity_by_layer.png.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ EVALUATIONS = {
     "compare": "braintune.commands.alignment:compare",
     "downstream": "braintune.commands.downstream:downstream",
     "features": "braintune.commands.features:features",
+    "remove": "braintune.commands.remove:remove",
+    "similarity": "braintune.commands.similarity:similarity",
 }
 
 
