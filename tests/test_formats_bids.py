@@ -50,7 +50,7 @@ def test_volumes_through_mask_and_atlas(tmp_path):
     study = bids.open_study(root, mask=str(root / "mask.nii.gz"))
     assert study.participants == ["sub-01", "sub-02"] and list(study.runs) == ["pieman_run-1"]
     run = study.runs["pieman_run-1"]
-    assert run.timing.tr == TR and run.timing.n_trs == 20 and run.timing.first_tr_s == -ONSET
+    assert run.timing.tr == TR and run.timing.n_trs == 20 and run.timing.first_tr_s == -2.25  # middle of volume 0: 0.75 - 3.0
     y = study.sources[("sub-01", "pieman_run-1")].read()
     raw = nib.load(next((root / "sub-01/func").glob("*.nii.gz"))).get_fdata()
     assert y.shape == (20, 12) and np.allclose(y[:, 0], raw[1, 1, 0])
@@ -59,10 +59,12 @@ def test_volumes_through_mask_and_atlas(tmp_path):
 
 
 def test_burst_lands_on_expected_tr(tmp_path):
-    """Audio time 10.5 s = scan time 13.5 s = TR 9 at TR 1.5 s with the stimulus starting 3 s into the scan."""
+    """Audio time 10.5 s = scan time 13.5 s = volume 9 (acquired 13.5-15.0 s of scan) at TR 1.5 s with the stimulus
+    starting 3 s into the scan; row 9 sits at the middle of volume 9: 9.5 * 1.5 - 3.0 = 11.25 s of audio."""
     run = bids.open_study(write_bids(tmp_path), mask=str(tmp_path / "mask.nii.gz")).runs["pieman_run-1"]
+    assert run.timing.times()[9] == pytest.approx(11.25)
     audio = load_audio(run.stimulus, SR)
-    energy = [np.abs(crop(audio, t, t + run.timing.tr, SR)).sum() for t in run.timing.times()]
+    energy = [np.abs(crop(audio, t - 0.75, t + 0.75, SR)).sum() for t in run.timing.times()]  # each row's volume
     assert int(np.argmax(energy)) == 9
 
 

@@ -14,7 +14,7 @@ SR = 16000
 
 def write(root, first_tr_s=-2.0, n_trs=10):
     wave = np.zeros(20 * SR, np.float32)
-    wave[int(6.0 * SR) : int(6.5 * SR)] = 0.9  # burst at 6 s of audio: row (6 + 2) / 2 = 4
+    wave[int(6.0 * SR) : int(6.5 * SR)] = 0.9  # burst at 6 s of audio: row (6 + 2) / 2 = 4, whose volume spans 5-7 s
     sf.write(root / "a.wav", wave, SR)
     sf.write(root / "b.wav", wave, SR)
     rng = np.random.default_rng(0)
@@ -34,7 +34,7 @@ def test_yaml_manifest_and_timing(tmp_path):
     run = study.runs["a"]
     assert run.timing.first_tr_s == -2.0 and study.sources[("s1", "b")].read().shape == (10, 6)
     audio = load_audio(run.stimulus, SR)
-    energy = [np.abs(crop(audio, t, t + 2.0, SR)).sum() for t in run.timing.times()]
+    energy = [np.abs(crop(audio, t - 1.0, t + 1.0, SR)).sum() for t in run.timing.times()]  # first_tr_s: middle of volume 0
     assert int(np.argmax(energy)) == 4
 
 

@@ -2,13 +2,16 @@
 
 Convention: element ``i`` of a signal sampled at ``rate`` Hz whose element 0 starts at ``start`` seconds
 covers ``[start + i / rate, start + (i + 1) / rate)``. Every conversion in braintune goes through
-``time_to_index`` / ``window_to_slice`` so that audio samples, backbone frames and TRs agree.
+``time_to_index`` / ``window_to_slice`` so that audio samples, backbone frames and TRs agree. A response row is
+placed at one time, the middle of its volume (``RunTiming``); its input windows end at that time minus a lag.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..errors import DataError
 
 _EPS = 1e-6  # seconds are float; this absorbs representation error, e.g. 0.1 * 3 != 0.3
 
@@ -34,14 +37,29 @@ def window_to_slice(t0, t1, rate: float, start=0.0):
 
 @dataclass(frozen=True)
 class RunTiming:
-    """The TR clock of one run: row ``j`` of its responses was acquired at stimulus time ``first_tr_s + j * tr``."""
+    """The TR clock of one run: row ``j`` of its responses sits at stimulus time ``first_tr_s + j * tr``.
+
+    A row's time is the **middle** of its volume (the volume is acquired over ``[t - tr/2, t + tr/2)``), as the
+    Huth-lab ``DataSequence.from_grid`` has it; readers build the clock from the scan with ``from_scan``.
+    """
 
     tr: float
     n_trs: int
     first_tr_s: float = 0.0
 
+    @classmethod
+    def from_scan(cls, tr: float, n_trs: int, scan_start_s: float, where: str = "a run") -> RunTiming:
+        """The clock of ``n_trs`` volumes of ``tr`` seconds whose first volume's acquisition starts at stimulus time
+        ``scan_start_s`` (negative: the scan started before the stimulus): row ``j`` at the middle of volume ``j``,
+        ``scan_start_s + (j + 1/2) * tr``. The one place every reader's row-time convention lives.
+        """
+        if not (np.isfinite(tr) and tr > 0) or not np.isfinite(scan_start_s):
+            raise DataError(f"cannot place the rows of {where}: TR {tr} s, scan start {scan_start_s} s of stimulus time; "
+                            f"the TR must be a positive number of seconds and the stimulus onset known")
+        return cls(float(tr), int(n_trs), float(scan_start_s) + float(tr) / 2)
+
     def times(self) -> np.ndarray:
-        """(n_trs,) stimulus time in seconds of every kept TR."""
+        """(n_trs,) stimulus time in seconds of every kept TR (the middle of its volume)."""
         return self.first_tr_s + np.arange(self.n_trs) * self.tr
 
 

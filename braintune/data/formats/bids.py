@@ -10,7 +10,8 @@ Layout read (``ses-*`` levels allowed)::
 
 Targets: volume voxels inside ``mask`` (nonzero), or parcel means of ``atlas`` (sorted nonzero ids), chosen in
 the config (``data.mask`` / ``data.atlas``); surfaces give every vertex (L then R). Timing: the stimulus starts
-``onset`` seconds after the first volume, so row ``j`` is stimulus time ``j * TR - onset``. Run names are
+``onset`` seconds after the first volume, and row ``j`` sits at the middle of volume ``j``, stimulus time
+``(j + 1/2) * TR - onset`` (``RunTiming.from_scan``; fMRIPrep's default slice-time reference is 0.5 too). Run names are
 ``<task>`` or ``<task>_run-<n>``. No conventional test run: set ``data.test_runs``.
 """
 from __future__ import annotations
@@ -210,7 +211,7 @@ def open_study(root: str | Path, task: str | None = None, mask: str | None = Non
             if n * tr > onset + duration + TAIL_TRS * tr:
                 raise DataError(f"'{path}' ({p}, run '{name}') has {n} volumes ({n * tr:.1f} s at TR {tr} s) but its stimulus "
                                 f"'{stim}' ends at {onset + duration:.1f} s; check that the events file names the right stimulus")
-            runs[name] = Run(name, stim, RunTiming(tr, n, -onset), duration)
+            runs[name] = Run(name, stim, RunTiming.from_scan(tr, n, -onset, f"'{path}'"), duration)  # row j: middle of volume j
         elif n != runs[name].timing.n_trs:
             keep = min(n, runs[name].timing.n_trs)
             problems.append(f"run '{name}': '{path}' has {n} volumes, others {runs[name].timing.n_trs}; all cut to {keep}")

@@ -5,7 +5,7 @@ relative to the manifest's directory and must stay inside it (``data.paths``: a 
 the manifest and its line, unless ``data.allow_outside_root=true``). YAML::
 
     tr: 2.0                      # seconds; a run may override it
-    first_tr_s: 0.0              # stimulus time of row 0; a run may override it
+    first_tr_s: 0.0              # stimulus time of row 0, the middle of its volume; a run may override it
     test_runs: [story3]          # optional defaults for data.test_runs / data.val_runs
     val_runs: [story2]
     runs:
@@ -16,6 +16,10 @@ the manifest and its line, unless ``data.allow_outside_root=true``). YAML::
 
 CSV: one row per (participant, run) with columns ``participant, run, stimulus, response, key, tr, first_tr_s``
 (``key`` empty for .npy; ``first_tr_s`` empty means 0).
+
+Timing: row ``j`` sits at stimulus time ``first_tr_s + j * tr``, the **middle** of volume ``j`` (the convention of
+every braintune reader, ``RunTiming``): a scan whose first volume starts ``s`` seconds before the stimulus has
+``first_tr_s = tr / 2 - s``.
 """
 from __future__ import annotations
 
