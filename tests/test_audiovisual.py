@@ -103,11 +103,12 @@ def test_untuned_encoders_barely_expose_the_planted_video_signal(tmp_path):
 
 def test_demo_config_tunes_end_to_end_and_raises_heldout_alignment(tmp_path):
     # random encoders barely expose red-flicker contrast or 660 Hz loudness (measured before ~0.08-0.14);
-    # tuning learns them: small variant +0.10 to +0.17 over 3 data seeds, the full demo +0.31
+    # tuning learns them: small variant +0.10 to +0.17 over 3 data seeds, the full demo +0.31.
+    # 60 s episodes = 40 TRs, 30 kept after the Algonauts default trim of 5 TRs at each edge
     from braintune.commands.train import downstream_callbacks, train
 
     cfg = load_config(AV, [f"out_dir={tmp_path / 'run'}", f"data.root={tmp_path / 'friends'}", "trainer.max_epochs=6",
-                           "data.synthetic_friends.episodes=3", "data.synthetic_friends.episode_seconds=45.0", "alignment.layers=[1]",
+                           "data.synthetic_friends.episodes=3", "data.synthetic_friends.episode_seconds=60.0", "alignment.layers=[1]",
                            f"downstream.root={tmp_path / 'mustard'}", "downstream.every_n_epochs=3"])
     train(cfg, downstream_callbacks(cfg))
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -144,25 +145,31 @@ def test_video_driven_targets_need_the_video_branch(tmp_path):
     # model predicts the video-driven targets.
     import h5py
 
-    from braintune.data.formats import open_study
+    from braintune.data.formats import algonauts, open_study
     from braintune.data.formats.synthetic_friends import FPS, SAMPLE_RATE, SIZE, haemodynamic
     from braintune.data.stimuli import load_audio
 
     common = [f"data.root={tmp_path / 'friends'}", f"out_dir={tmp_path}", "alignment.layers=[]", "data.synthetic_friends.episodes=3",
               "data.synthetic_friends.episode_seconds=60.0", "alignment.regions=[Vis]", "alignment.cache_dir=null"]
     cfg_av = load_config(AV, common)
-    study = open_study(cfg_av.data)
+    open_study(cfg_av.data)  # writes the dataset
+    study = algonauts.open_study(tmp_path / "friends")  # every row of the files, untrimmed
     truth = json.loads((tmp_path / "friends" / "ground_truth.json").read_text())
     rng = np.random.default_rng(0)
+    levels = {}  # per movie: both showings of Life see (and respond to) one re-encoded movie
     for name, run in study.runs.items():
-        wave = load_audio(run.stimulus, SAMPLE_RATE)
-        n = int(len(wave) / SAMPLE_RATE * FPS)
-        level = np.repeat(rng.uniform(0.0, 1.0, n // (2 * FPS) + 1), 2 * FPS)[:n]  # red level, one value per 2 s
-        frames = np.full((n, SIZE, SIZE, 3), 128, np.uint8)
-        frames[..., 0] = (255 * level)[:, None, None]
-        write_movie(run.stimulus, frames, wave)
-        t = np.arange(n) / FPS
-        red = np.array([level[(t >= a) & (t < a + run.timing.tr)].mean() for a in run.timing.times()])
+        if run.stimulus not in levels:
+            wave = load_audio(run.stimulus, SAMPLE_RATE)
+            n = int(len(wave) / SAMPLE_RATE * FPS)
+            levels[run.stimulus] = np.repeat(rng.uniform(0.0, 1.0, n // (2 * FPS) + 1), 2 * FPS)[:n]  # red level, one value per 2 s
+            frames = np.full((n, SIZE, SIZE, 3), 128, np.uint8)
+            frames[..., 0] = (255 * levels[run.stimulus])[:, None, None]
+            write_movie(run.stimulus, frames, wave)
+        level = levels[run.stimulus]
+        t = np.arange(len(level)) / FPS
+        # row j sits at the middle of volume j, 1.49 j + 0.745 s; it follows the red level of the 1.49 s before
+        ends = 1.49 * np.arange(run.timing.n_trs) + 0.745
+        red = np.array([level[(t >= e - 1.49) & (t < e)].mean() for e in ends])
         z = haemodynamic(red[:, None])[:, 0]
         for p in study.participants:
             src = study.sources[(p, name)]

@@ -162,6 +162,7 @@ class Study:
     default_test_runs: list[str] = field(default_factory=list)
     default_val_runs: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # excluded / skipped items, for `inspect` and logs
+    trimmed_trs: int = 0  # TRs dropped at each run edge by ``trim`` (data.trim_trs)
 
     @property
     def participants(self) -> list[str]:
@@ -169,6 +170,19 @@ class Study:
 
     def runs_of(self, participant: str) -> list[str]:
         return sorted(r for p, r in self.sources if p == participant)
+
+    def showings(self) -> dict[str, list[str]]:
+        """Stimuli presented in more than one run -> those runs (two showings of Life or Hidden Figures in Algonauts
+        2025, a repeated story given as separate runs). Runs showing one stimulus file are one stimulus."""
+        groups: dict[Path, list[str]] = {}
+        for name, run in sorted(self.runs.items()):
+            groups.setdefault(run.stimulus, []).append(name)
+        return {str(stimulus): names for stimulus, names in groups.items() if len(names) > 1}
+
+    def with_showings(self, runs: list[str]) -> list[str]:
+        """``runs`` followed by every other run that showed one of their stimuli: what a split must keep together."""
+        stimuli = {self.runs[r].stimulus for r in runs if r in self.runs}
+        return list(runs) + [r for r, run in sorted(self.runs.items()) if run.stimulus in stimuli and r not in runs]
 
     def trim(self, n: int) -> None:
         """Drop ``n`` TRs at each edge of every run (run-start transients, windows before the stimulus starts)."""
@@ -181,6 +195,7 @@ class Study:
             t = run.timing
             self.runs[name] = replace(run, timing=RunTiming(t.tr, t.n_trs - 2 * n, t.first_tr_s + n * t.tr))
         self.sources = {(p, r): RowSlice(src, n, src.shape()[0] - n) for (p, r), src in self.sources.items()}
+        self.trimmed_trs += n
 
     def check_names(self, participants: list[str] = (), runs: list[str] = ()) -> None:
         """Raise ``DataError`` naming every participant or run that is not in the study."""

@@ -28,6 +28,11 @@ class ColumnsSource:
     def path(self) -> Path:
         return self.inner.path
 
+    @property
+    def key(self) -> str:
+        """The inner source's dataset key (runs sharing one file differ only by it; cache keys need it)."""
+        return getattr(self.inner, "key", "")
+
     def read(self) -> np.ndarray:
         return self.inner.read()[:, list(self.columns)]
 

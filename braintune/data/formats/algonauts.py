@@ -9,14 +9,32 @@ Layout read::
     ROOT/stimuli/movies/friends/s{N}/friends_s{NN}e{NN}{a-d}.mkv
     ROOT/stimuli/movies/movie10/<movie>/<movie>{NN}.mkv
     ROOT/stimuli/transcripts/friends/s{N}/friends_s{NN}e{NN}{a-d}.tsv  (per-TR words, optional)
+    ROOT/stimuli/transcripts/movie10/<movie>/movie10_<movie>{NN}.tsv   (per-TR words, optional)
 
-Timing: TR = 1.49 s and the fMRI onset is synchronised with the movie onset, so row ``j`` of a dataset is
-stimulus time ``j * 1.49`` s. Run names drop the session: ``s01e02a``, ``life01_run-1`` (the two showings of
-Life / Hidden Figures are two runs with one stimulus).
+Conventions, from the release's own baseline (courtois-neuromod/algonauts_2025.competitors,
+``code/challenge_baseline_model``) and README ("Data" > "fMRI", "Stimuli" > ".tsv files"):
+
+* **TR 1.49 s**, and "the fMRI timeseries onset is ALWAYS SYNCHRONIZED with movie onset" (``train_encoding.py``,
+  ``excluded_samples_end``): volume ``j`` is acquired over movie time ``[1.49 j, 1.49 (j + 1))``. The baseline
+  pairs fMRI sample ``j`` with stimulus chunk ``j`` of exactly that span (``feature_extraction_utils.py``:
+  ``start_times = np.arange(0, clip.duration, args.tr)``, ``clip.subclip(start, start + args.tr)``). A row's
+  time is the middle of its volume (``RunTiming.from_scan``): **row j sits at 1.49 j + 0.745 s**.
+* **Edges**: ``load_fmri`` keeps ``val[excluded_samples_start:-excluded_samples_end]`` with both 5
+  (``train_encoding.py`` defaults): run-start transients and windows before the movie starts. The format's
+  default ``data.trim_trs`` is ``EDGE_TRS = 5``, so after the generic trim row 0 is volume 5, at 8.195 s.
+* **Stimulus window**: ``load_stimulus_features`` models raw sample ``i`` with chunks ``i - 7 .. i - 3``
+  (``hrf_delay=3``, ``stimulus_window=5``), i.e. movie time ``[1.49 (i - 7), 1.49 (i - 2))``: in braintune's
+  terms ``pooling.window_s=1.49``, ``n_windows=5``, ``lag_s=3.725`` (2.5 TRs from the mid-volume time to the
+  end of chunk ``i - 3``), as ``configs/friends_av_sts.yaml`` sets them.
+* **Names**: movies are ``<movie><NN>.mkv`` but their transcripts ``movie10_<movie><NN>.tsv``
+  (``extract_language_features``); Friends movies and transcripts are both ``friends_<task>``. Run names drop
+  the session: ``s01e02a``, ``life01_run-1``. The two showings of Life / Hidden Figures (``_run-1``,
+  ``_run-2``) are two runs of one stimulus file, which every split keeps together (``Study.with_showings``).
 
 Missing data are not errors: a participant without a run that others have (sub-02 s05e20a; sub-05
 s04e01a/b, s04e13b in the release) and a response dataset without a stimulus file are listed in
-``study.problems``. Responses that outlast their stimulus by more than ``TR_TOLERANCE`` TRs are refused.
+``study.problems``. Responses whose last row sits more than ``TR_TOLERANCE`` TRs past the end of their
+stimulus are refused (``study.check_rows``; "in some cases the fMRI run ran longer than the actual movie").
 
 Conventional splits: Friends season 7 has no public responses, so the default **test** runs are every part
 of the last Friends episode present (s06e24a-d in the full release) and the default **validation** runs are
@@ -27,29 +45,29 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
 from ...errors import DataError, StimulusError
 from ..stimuli import audio_info
-from ..study import H5Response, Run, Study
+from ..study import H5Response, Run, Study, check_rows
 from ..timing import RunTiming
 from .base import DatasetFormat, TargetSpace
 
-TR = 1.49
-TR_TOLERANCE = 3  # rows a response may run past its stimulus (scanner tail) before it is refused
+TR = 1.49  # "fMRI volumes were acquired with a repetition time (TR) of 1.49 seconds" (train_encoding.py)
+EDGE_TRS = 5  # excluded_samples_start = excluded_samples_end = 5 (train_encoding.py): the default data.trim_trs
+TR_TOLERANCE = 3  # TRs a response's last row may sit past its stimulus (scanner tail) before it is refused
 MOVIE_SUFFIXES = (".mkv", ".mp4")
 _KEY = re.compile(r"^ses-(?P<ses>[^_]+)_task-(?P<task>[^_]+)(?:_run-(?P<run>\w+))?$")
 _EPISODE = re.compile(r"^s(?P<season>\d\d)e(?P<episode>\d\d)(?P<part>[a-z])$")
 
 
-def run_name(key: str) -> tuple[str, str] | None:
-    """HDF5 dataset name -> (run name, stimulus stem), e.g. ``ses-003_task-s01e02a`` -> (s01e02a, friends_s01e02a)."""
+def run_name(key: str) -> tuple[str, str, str] | None:
+    """HDF5 dataset name -> (run name, movie stem, transcript stem), e.g. ``ses-003_task-s01e02a`` ->
+    (s01e02a, friends_s01e02a, friends_s01e02a) and ``ses-010_task-life01_run-2`` -> (life01_run-2, life01, movie10_life01)."""
     m = _KEY.match(key)
     if m is None:
         return None
     task = m["task"]
-    stem = f"friends_{task}" if _EPISODE.match(task) else task
-    return (f"{task}_run-{m['run']}" if m["run"] else task), stem
+    movie, transcript = (f"friends_{task}",) * 2 if _EPISODE.match(task) else (task, f"movie10_{task}")
+    return (f"{task}_run-{m['run']}" if m["run"] else task), movie, transcript
 
 
 def _index(root: Path, sub: str, suffixes: tuple[str, ...]) -> dict[str, Path]:
@@ -57,8 +75,8 @@ def _index(root: Path, sub: str, suffixes: tuple[str, ...]) -> dict[str, Path]:
     return {p.stem: p for p in sorted(base.rglob("*")) if p.suffix.lower() in suffixes} if base.is_dir() else {}
 
 
-def _scan_responses(fmri: Path, problems: list[str]) -> dict[tuple[str, str], tuple[Path, str, str, int, int]]:
-    """(participant, run) -> (h5 path, dataset key, stimulus stem, n_trs, n_targets)."""
+def _scan_responses(fmri: Path, problems: list[str]) -> dict[tuple[str, str], tuple[Path, str, tuple[str, str], int, int]]:
+    """(participant, run) -> (h5 path, dataset key, (movie stem, transcript stem), n_trs, n_targets)."""
     found = {}
     for pdir in sorted(p for p in fmri.iterdir() if p.is_dir() and p.name.startswith("sub-")):
         files = sorted((pdir / "func").glob("*.h5")) if (pdir / "func").is_dir() else []
@@ -75,7 +93,7 @@ def _scan_responses(fmri: Path, problems: list[str]) -> dict[tuple[str, str], tu
                     if (pdir.name, named[0]) in found:
                         problems.append(f"'{f}': run '{named[0]}' appears twice for {pdir.name}; kept the first ('{found[(pdir.name, named[0])][1]}')")
                         continue
-                    found[(pdir.name, named[0])] = (f, key, named[1], *map(int, h[key].shape))
+                    found[(pdir.name, named[0])] = (f, key, named[1:], *map(int, h[key].shape))
     return found
 
 
@@ -97,12 +115,15 @@ def open_study(root: str | Path, tr: float = TR) -> Study:
     for (p, r), item in found.items():
         by_run.setdefault(r, {})[p] = item
     for r, items in sorted(by_run.items()):
-        stem = next(iter(items.values()))[2]
+        stem, words = next(iter(items.values()))[2]
         if stem not in movies:
             problems.append(f"run '{r}' ({len(items)} participant(s), e.g. '{next(iter(items.values()))[0]}') has no stimulus "
                             f"'{stem}.mkv' under '{root / 'stimuli' / 'movies'}'; skipped")
             continue
-        run = _make_run(r, items, movies[stem], transcripts.get(stem), tr, problems)
+        if transcripts and words not in transcripts:  # the release has transcripts, but not this run's
+            problems.append(f"run '{r}' has no transcript '{words}.tsv' under '{root / 'stimuli' / 'transcripts'}'; "
+                            f"text backbones cannot use it")
+        run = _make_run(r, items, movies[stem], transcripts.get(words), tr, problems)
         runs[r] = run
         for p, (path, key, _, n, _) in items.items():
             sources[(p, r)] = H5Response(path, key, n_rows=None if n == run.timing.n_trs else run.timing.n_trs)
@@ -124,13 +145,11 @@ def _make_run(name: str, items: dict[str, tuple], movie: Path, words: Path | Non
             raise DataError(f"run '{name}' has TR counts {rows} across participants (files "
                             f"{sorted({str(it[0]) for it in items.values()})}); they differ by more than {TR_TOLERANCE}; re-download them")
         problems.append(f"run '{name}': TR counts {rows} differ across participants; all cut to the first {n} TRs")
-    implied = int(np.ceil(duration / tr))
     worst = max(rows, key=rows.get)
-    if rows[worst] > implied + TR_TOLERANCE:
-        raise DataError(f"'{items[worst][0]}' dataset '{items[worst][1]}' ({worst}, run '{name}') has {rows[worst]} TRs "
-                        f"({rows[worst] * tr:.1f} s at TR {tr} s) but its stimulus '{movie}' lasts {duration:.1f} s "
-                        f"({implied} TRs); check that the stimulus and the response belong to the same run")
-    return Run(name, movie, RunTiming(tr, n, 0.0), duration, words)
+    where = f"'{items[worst][0]}' dataset '{items[worst][1]}' ({worst}, run '{name}', stimulus '{movie}')"
+    timing = RunTiming.from_scan(tr, n, 0.0, where)  # volume 0 starts with the movie
+    check_rows(rows[worst], timing, duration, where, problems, TR_TOLERANCE * tr)
+    return Run(name, movie, timing, duration, words)
 
 
 def _report_missing(sources: dict, runs: dict[str, Run], problems: list[str]) -> None:
@@ -168,6 +187,7 @@ def _atlas(study: Study, participant: str, suffix: str) -> Path | None:
 
 FORMAT = DatasetFormat(
     open=lambda root, options: open_study(root),
+    trim_trs=EDGE_TRS,
     labels=lambda study, p: _atlas(study, p, ".tsv"),  # fmri/<p>/atlas/*.tsv: index, name per parcel
     space=lambda study, p, options: (TargetSpace("parcels", atlas) if (atlas := _atlas(study, p, ".nii.gz")) else None),
 )

@@ -3,13 +3,14 @@
 Each episode part is a 64x64, 8 fps ``.mkv`` (MPEG-4 video + 16 kHz mono PCM audio, readable by PyAV and
 decord). The picture flickers one colour channel around a constant mid-grey per ~2 s block (random channel,
 contrast and phase); the audio carries tone bursts of random pitch and loudness, independently. Per TR
-(1.49 s, row ``j`` = stimulus time ``j·TR``) the mean contrast of *red* flicker and the mean loudness of
-*660 Hz* tones are convolved with the HRF; a third of each participant's targets follow the first, a third
+(1.49 s; row ``j`` sits at the middle of volume ``j``, ``1.49 j + 0.745`` s, and takes the stimulus of the
+1.49 s before that time) the mean contrast of *red* flicker and the mean loudness of *660 Hz* tones are
+convolved with the HRF; a third of each participant's targets follow the first, a third
 the second and the rest are noise (a different permutation per participant). Neither feature is a linear
 function of the pixels or samples (brightness is constant, flicker phase is random, other channels and
 pitches are distractors), so random encoders expose them only weakly and brain-tuning has something to
-learn. Also written: per-TR transcripts (one word per tone burst), a movie10 file with one movie shown
-twice, a parcel atlas volume and a label table per participant (audio targets named ``*_STS_*``, video ``*_Vis_*``, noise ``*_Default_*``),
+learn. Also written: per-TR transcripts (one word per tone burst; Movie10's named ``movie10_life01.tsv`` as
+published), a movie10 file with one movie shown twice, a parcel atlas volume and a label table per participant (audio targets named ``*_STS_*``, video ``*_Vis_*``, noise ``*_Default_*``),
 and ``ground_truth.json``.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from . import algonauts
 from .base import DatasetFormat
 from .synthetic import hrf
 
+TR = 1.49  # the Algonauts 2025 TR, a literal: the writer never takes the reader's constants
 SAMPLE_RATE = 16000
 FPS = 8
 SIZE = 64
@@ -113,29 +115,34 @@ def _tones(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, np.nda
 
 
 def _episode(rng: np.random.Generator, seconds: float, n_trs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
-    """Frames, audio, per-TR latent (n_trs, 2: red flicker contrast, TONE_HZ loudness) and the tone bursts."""
+    """Frames, audio, per-TR latent (n_trs, 2: red flicker contrast, TONE_HZ loudness) and the tone bursts.
+
+    Row ``j`` is volume ``j`` of a scan that starts with the movie, so it sits at ``1.49 j + 0.745`` s (the middle
+    of the volume); its latent is the mean over the 1.49 s before that time, ``[1.49 j - 0.745, 1.49 j + 0.745)``.
+    """
     frames, contrast = _flicker(rng, int(seconds * FPS))
     wave, loud, bursts = _tones(rng, seconds)
-    tr = algonauts.TR
-    rows = np.arange(n_trs)
-    seen = np.array([contrast[int(j * tr * FPS) : max(int((j + 1) * tr * FPS), int(j * tr * FPS) + 1)].mean() for j in rows])
-    heard = np.array([loud[int(j * tr * SAMPLE_RATE) : int((j + 1) * tr * SAMPLE_RATE)].mean() if j * tr < seconds else 0 for j in rows])
+    ends = np.arange(n_trs) * 1.49 + 0.745
+    starts = np.maximum(ends - 1.49, 0.0)
+    seen = np.array([contrast[int(a * FPS) : max(int(b * FPS), int(a * FPS) + 1)].mean() for a, b in zip(starts, ends)])
+    heard = np.array([loud[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)].mean() for a, b in zip(starts, ends)])
     return frames, wave, haemodynamic(np.stack([seen, heard], 1)), bursts
 
 
 def haemodynamic(x: np.ndarray) -> np.ndarray:
     """(n_trs, C) per-TR stimulus features -> z-scored HRF responses. Centred before the convolution, as if the
     stimulus before the run had its mean level, so no onset ramp is shared by every target."""
-    h = hrf(algonauts.TR)
+    h = hrf(TR)
     z = np.stack([np.convolve(c - c.mean(), h)[: len(c)] for c in x.T], 1)
     return zscore(z, np.float64)  # a short part may have no red flicker: zero, not NaN
 
 
 def _transcript(path: Path, bursts: list, n_trs: int) -> None:
-    tr = algonauts.TR
+    """One row per 1.49 s chunk of the movie; a word is listed in the chunk holding its offset (the README's
+    ``text_per_tr``), with its onset and duration in movie seconds."""
     lines = ["text_per_tr\twords_per_tr\tonsets_per_tr\tdurations_per_tr"]
     for j in range(n_trs):
-        inside = [(o, d) for o, d in bursts if j * tr <= o < (j + 1) * tr]
+        inside = [(o, d) for o, d in bursts if j * TR <= o + d < (j + 1) * TR]
         words = ["tone"] * len(inside)
         lines.append(f"{' '.join(words)}\t{words}\t{[o for o, _ in inside]}\t{[d for _, d in inside]}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,17 +165,20 @@ def write_friends_dataset(root: str | Path, spec: FriendsSpec) -> Path:
     names = [f"sub-{i + 1:02d}" for i in range(spec.participants)]
     roles = {p: _roles(rng, n) for p, n in zip(names, spec.targets)}
     gains = {p: rng.uniform(0.7, 1.3, n) for p, n in zip(names, spec.targets)}
-    n_trs = int(spec.episode_seconds // algonauts.TR)
-    runs = [(f"ses-{k + 1:03d}_task-s06e{k // 2 + 1:02d}{'ab'[k % 2]}", f"friends/s6/friends_s06e{k // 2 + 1:02d}{'ab'[k % 2]}")
-            for k in range(2 * spec.episodes)]
+    n_trs = int(spec.episode_seconds // TR)
+    # (h5 dataset, movie, transcript) as published: Movie10 transcripts carry a "movie10_" prefix, its movies do not
+    parts = [f"{k // 2 + 1:02d}{'ab'[k % 2]}" for k in range(2 * spec.episodes)]  # 01a, 01b, 02a, ...
+    runs = [(f"ses-{k + 1:03d}_task-s06e{e}", f"friends/s6/friends_s06e{e}.mkv", f"friends/s6/friends_s06e{e}.tsv")
+            for k, e in enumerate(parts)]
     if spec.movie10:
-        runs += [(f"ses-{len(runs) + 1 + i:03d}_task-life01_run-{i + 1}", "movie10/life/life01") for i in range(2)]
+        runs += [(f"ses-{len(runs) + 1 + i:03d}_task-life01_run-{i + 1}", "movie10/life/life01.mkv", "movie10/life/movie10_life01.tsv")
+                 for i in range(2)]
     latents: dict[str, np.ndarray] = {}
-    for key, rel in runs:
+    for key, rel, words in runs:
         if rel not in latents:
             frames, wave, latents[rel], bursts = _episode(rng, spec.episode_seconds, n_trs)
-            write_movie(root / "stimuli" / "movies" / f"{rel}.mkv", frames, wave)
-            _transcript(root / "stimuli" / "transcripts" / f"{rel}.tsv", bursts, n_trs)
+            write_movie(root / "stimuli" / "movies" / rel, frames, wave)
+            _transcript(root / "stimuli" / "transcripts" / words, bursts, n_trs)
         for p in names:
             task, desc = ("movie10", "") if "life" in key else ("friends", "_desc-s123456")
             out = root / "fmri" / p / "func" / H5_NAME.format(p=p, task=task, desc=desc)
@@ -180,7 +190,7 @@ def write_friends_dataset(root: str | Path, spec: FriendsSpec) -> Path:
                 f[key] = y.astype(np.float32)
     for p in names:
         _atlas(root / "fmri" / p / "atlas", p, roles[p], nib)
-    truth = {"spec": asdict(spec), "tr": algonauts.TR,
+    truth = {"spec": asdict(spec), "tr": TR,
              "video_targets": {p: np.flatnonzero(r == 0).tolist() for p, r in roles.items()},
              "audio_targets": {p: np.flatnonzero(r == 1).tolist() for p, r in roles.items()},
              "noise_targets": {p: np.flatnonzero(r == 2).tolist() for p, r in roles.items()},
