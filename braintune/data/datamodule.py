@@ -32,27 +32,43 @@ class Splits:
 
 
 def make_splits(study: Study, data_cfg) -> Splits:
-    """Resolve participants and runs from the config and the study's conventions; refuse unknown names."""
+    """Resolve participants and runs from the config and the study's conventions; refuse unknown names.
+
+    Runs that showed one stimulus (Life or Hidden Figures shown twice, a repeated story as separate runs) stay in
+    one split: the other showings of a test or validation run join that split (logged), never training.
+    """
     heldout = list(data_cfg.heldout_participants)
     participants = list(data_cfg.participants) if data_cfg.participants is not None else [p for p in study.participants if p not in heldout]
-    test = list(data_cfg.test_runs) if data_cfg.test_runs is not None else list(study.default_test_runs)
-    study.check_names(participants + heldout, test + list(data_cfg.val_runs or []))
-    if not test:
+    named = list(data_cfg.test_runs) if data_cfg.test_runs is not None else list(study.default_test_runs)
+    study.check_names(participants + heldout, named + list(data_cfg.val_runs or []))
+    if not named:
         raise DataError(f"no test run: the {study.format} layout under '{study.root}' has no conventional test run; set data.test_runs")
     if not participants:
         raise DataError(f"no participant left to tune on under '{study.root}' after removing held-out {heldout}")
+    test = _with_showings(study, named, "test")
     heard = sorted({r for p in participants for r in study.runs_of(p)} - set(test))
     if data_cfg.val_runs is not None:
-        val = list(data_cfg.val_runs)
+        val = _with_showings(study, list(data_cfg.val_runs), "validation")
+        overlap = [r for r in val if r in test]
+        if overlap:
+            raise DataError(f"runs {overlap} are both validation and test runs (named, or showing a test run's stimulus: "
+                            f"{study.showings()}); a run, and every showing of its stimulus, belongs to one split")
     else:
-        val = [r for r in study.default_val_runs if r in heard] or heard[:1]
+        val = _with_showings(study, [r for r in study.default_val_runs if r in heard] or heard[:1], "validation")
+        val = [r for r in val if r in heard]
     train = [r for r in heard if r not in val]
     if not train:
         raise DataError(f"no training run left under '{study.root}' after test {test} and validation {val}; add runs or set data.val_runs")
-    overlap = set(val) & set(test)
-    if overlap:
-        raise DataError(f"runs {sorted(overlap)} are both validation and test runs; a run belongs to one split")
     return Splits(participants, heldout, train, val, test)
+
+
+def _with_showings(study: Study, runs: list[str], split: str) -> list[str]:
+    """``runs`` and the other showings of their stimuli, which join them in ``split``."""
+    out = study.with_showings(runs)
+    if len(out) > len(runs):
+        log.warning("%s runs %s also take %s: they showed the same stimulus, and a stimulus never straddles splits",
+                    split, runs, out[len(runs):])
+    return out
 
 
 class EpochShuffle(Sampler[int]):

@@ -72,7 +72,10 @@ def participant_alignment(study: Study, participant: str, feats: dict[str, np.nd
     """
     runs = study.runs_of(participant)
     test = [r for r in test_runs if r in runs]
-    train = [r for r in runs if r not in test_runs]
+    shown = [r for r in study.with_showings(test_runs)[len(test_runs):] if r in runs]  # another showing of a test stimulus
+    train = [r for r in runs if r not in test_runs and r not in shown]
+    if shown:
+        log.warning("%s: runs %s show a test run's stimulus; left out of the encoding model's training", participant, shown)
     if not test:
         raise DataError(f"participant '{participant}' has none of the test runs {test_runs}; set data.test_runs")
     if len(train) < 2:

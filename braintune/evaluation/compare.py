@@ -208,7 +208,8 @@ def participant_efficiency(study: Study, participant: str, feats: dict[str, np.n
     The encoding model uses Huth-lab bootstrap CV (it works with a single training run); the subsets are
     nested (each contains the smaller ones) and drawn with ``seed``, the same for every model.
     """
-    runs = study.runs_of(participant)
+    shown = study.with_showings(test_runs)[len(test_runs):]  # another showing of a test stimulus never trains
+    runs = [r for r in study.runs_of(participant) if r not in shown]
     resp = prepare_responses(study, [participant], runs)
     X = stack_features(feats, layer_pos, runs)
     Y, index = stack_responses(resp.data, participant, runs)
