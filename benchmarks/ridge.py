@@ -10,10 +10,11 @@ Side by side: the data of each size are generated once and saved; every run is a
 subprocess that loads them, warms the method up on a tiny problem, then fits once; the runs of
 all methods are interleaved (``--repeat`` rounds), and the table keeps each method's fastest
 run, its ratio to the fastest himalaya setting (the reference), and its α agreement and
-test-r difference against that reference. Added memory is the peak RSS during the fit minus
-the RSS before it (10 ms sampler and ru_maxrss), and on CUDA the peak of allocated GPU memory
-during the fit. The 1-minute load average is recorded before every run: on a shared machine
-compare rows only within one table.
+test-r difference against that reference. "fit CPU s" is the process CPU time of that fit (all
+threads), which other jobs on the machine disturb less than wall time. Added memory is the
+peak RSS during the fit minus the RSS before it (10 ms sampler and ru_maxrss), and on CUDA the
+peak of allocated GPU memory during the fit. The 1-minute load average is recorded before
+every run: on a shared machine compare rows only within one table.
 
     python benchmarks/ridge.py                                     # 20k targets, default methods
     python benchmarks/ridge.py --targets 20000 80000 --repeat 3
@@ -23,6 +24,7 @@ compare rows only within one table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -125,6 +127,11 @@ def _fit(spec, X, Y, alphas, folds, batch):
     return (lambda Xt: hb.to_numpy(model.predict(Xt))), hb.to_numpy(model.best_alphas_)
 
 
+def _profiler(torch, cuda):
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    return torch.profiler.profile(activities=activities)
+
+
 def child(args):
     data = {k: np.load(Path(args.data) / f"{k}.npy") for k in ("X", "Y", "Xt", "Yt")}
     import torch
@@ -140,11 +147,18 @@ def child(args):
     gpu_base = torch.cuda.memory_allocated() if cuda else 0
     base, sampler = _rss_gib(), PeakRSS()
     sampler.start()
-    t0 = time.perf_counter()
-    predict, chosen = _fit(args.method, data["X"], data["Y"], alphas, args.folds, args.batch)
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
+    profiler = _profiler(torch, cuda) if args.profile else contextlib.nullcontext()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    with profiler:
+        predict, chosen = _fit(args.method, data["X"], data["Y"], alphas, args.folds, args.batch)
+        if cuda:
+            torch.cuda.synchronize()
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if args.profile:  # where the time of this (slowed) run went, slowest operators first
+        table = profiler.key_averages().table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total",
+                                              row_limit=25)
+        slug = "".join(c if c.isalnum() else "_" for c in args.method)
+        (Path(args.profile) / f"profile_{slug}_{data['Y'].shape[1]}.txt").write_text(table)
     sampler.running = False
     sampler.join()
     peak = max(sampler.peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)
@@ -153,7 +167,7 @@ def child(args):
     np.save(out / "r.npy", r)
     np.save(out / "alpha.npy", np.asarray(chosen, dtype=np.float64))
     gpu = (torch.cuda.max_memory_allocated() - gpu_base) / 2 ** 30 if cuda else None
-    print(json.dumps(dict(seconds=seconds, incr=peak - base, gpu=gpu)))
+    print(json.dumps(dict(seconds=seconds, cpu=cpu, incr=peak - base, gpu=gpu)))
 
 
 # ------------------------------------------------------------------------------------------
@@ -162,7 +176,8 @@ def child(args):
 def _run(method, data_dir, args, env):
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, __file__, f"--method={method}", f"--data={data_dir}", f"--out={out}",
-               *[f"--{k}={getattr(args, k)}" for k in ("alphas", "folds", "batch", "threads")]]
+               *[f"--{k}={getattr(args, k)}" for k in ("alphas", "folds", "batch", "threads")],
+               *([f"--profile={args.profile}"] if args.profile else [])]
         load = os.getloadavg()[0]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -203,9 +218,9 @@ def print_table(n_targets, runs, save_dir=None):
         dr = np.abs(res["r"] - ref["r"]) if ref else np.full(len(res["r"]), np.nan)
         gpu = "" if res["gpu"] is None else f"{res['gpu']:.2f}"
         mark = " (ref)" if res is ref else ""
-        print(f"| {method}{mark} | {n_targets} | {res['seconds']:.2f} | {times} | {ratio:.2f}× | {res['incr']:.2f} | "
-              f"{gpu} | {100 * same.mean():.3f} % | {dr[same].max(initial=0):.1e} / {dr.max():.1e} | "
-              f"{res['r'].mean():.4f} | {res['load']:.2f} |")
+        agree = f"{100 * same.mean():.3f} % | {dr[same].max(initial=0):.1e} / {dr.max():.1e}" if ref else "– | –"
+        print(f"| {method}{mark} | {n_targets} | {res['seconds']:.2f} | {times} | {ratio:.2f}× | {res['cpu']:.1f} | "
+              f"{res['incr']:.2f} | {gpu} | {agree} | {res['r'].mean():.4f} | {res['load']:.2f} |")
     if save_dir:  # chosen α and test r of each method's fastest run, e.g. to examine disagreements
         np.savez_compressed(Path(save_dir) / f"ridge_{n_targets}.npz", methods=np.array(list(best)),
                             alpha=np.stack([best[m]["alpha"] for m in best]), r=np.stack([best[m]["r"] for m in best]))
@@ -237,6 +252,7 @@ def main():
                              f"n_targets_batch=...,...]'; default: {CPU_METHODS} (cpu), {CUDA_METHODS} (cuda)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the fastest run is kept")
     parser.add_argument("--save", help="folder for ridge_<targets>.npz: chosen α and test r of each method")
+    parser.add_argument("--profile", help="folder for a torch.profiler table of every run (slows the runs)")
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -255,9 +271,9 @@ def main():
           f"{args.folds}-fold, float32, R² CV score; fastest of {args.repeat} interleaved runs")
     print("# " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), flush=True)
     tables = [(n, run_size(n, methods, args, env)) for n in args.targets]
-    print("\n| method | targets | fit s | runs s | speed-up vs ref | added RAM GiB | added GPU GiB "
+    print("\n| method | targets | fit s | runs s | speed-up vs ref | fit CPU s | added RAM GiB | added GPU GiB "
           "| same α as ref | max abs Δr vs ref (same-α targets / all) | mean test r | load |")
-    print("|" + "---|" * 11)
+    print("|" + "---|" * 12)
     for n_targets, runs in tables:
         print_table(n_targets, runs, args.save)
 
