@@ -65,7 +65,7 @@ def test_removing_the_planted_property_drops_alignment_and_the_other_does_not(re
     assert min(tense["alignment_before"]["all"].values()) > 0.2  # the model carries the signal
     assert _drops(tense).min() > 0.2, tense["alignment_after"]
     assert np.abs(_drops(number)).max() < 0.03, number["alignment_after"]
-    for layer, test in tense["tests"]["all"].items():  # across the 3 participants
+    for test in tense["tests"]["all"].values():  # across the 3 participants
         assert test["paired_t"]["pvalue"] < 0.01 and "warning" in test["wilcoxon"]  # 3 pairs cannot reach 0.05
     deep = [tense["block_tests"][p]["7"]["pvalue"] for p in tense["block_tests"]]
     assert max(deep) <= 0.05  # within every participant: block sign-flip test of r_before - r_after

@@ -27,7 +27,7 @@ def plot_removal(properties: dict, path: Path, region: str = "all") -> Path:
     chance (bottom). ``properties``: summary.json's ``properties``."""
     plt = _plt()
     names = list(properties)
-    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 6), squeeze=False)
+    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 6), squeeze=False, sharey="row")
     for j, name in enumerate(names):
         p = properties[name]
         top, bottom = axes[0, j], axes[1, j]
