@@ -20,6 +20,7 @@ from .audiovisual import build_av
 from .lora import add_lora
 from .speech import build_waveform, build_whisper
 from .text import build_text
+from .unimodal import build_ast, build_videomae
 
 __all__ = ["BACKBONES", "BackboneError", "build_backbone", "resolve_layer"]
 
@@ -30,7 +31,16 @@ BACKBONES: Registry[Callable[..., nn.Module]] = Registry("braintune.backbones", 
     "whisper": lambda cfg: build_whisper(cfg.name, dict(cfg.config)),
     "av": build_av,
     "text": build_text,
+    "videomae": build_videomae,  # video only (a baseline of evaluate.py instructions)
+    "ast": build_ast,  # audio only, Audio Spectrogram Transformer (idem)
+    "mllm": lambda cfg: _build_mllm(cfg),  # instruction-tuned MLLMs: evaluate.py instructions only (not trainable)
 })
+
+
+def _build_mllm(cfg) -> nn.Module:
+    from .mllm.backbone import build_mllm_backbone  # the MLLM families' classes load only when one is used
+
+    return build_mllm_backbone(cfg)
 
 
 def build_backbone(cfg, data_cfg=None) -> nn.Module:
