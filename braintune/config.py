@@ -20,6 +20,9 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .analysis.instruction_settings import CHOICES as INSTRUCTION_CHOICES
+from .analysis.instruction_settings import RANGES as INSTRUCTION_RANGES
+from .analysis.instruction_settings import AnalysisConfig, MLLMOptions
 from .analysis.settings import CHOICES as ANALYSIS_CHOICES
 from .analysis.settings import LMConfig, RemovalConfig, SimilarityConfig
 from .data.formats.bids import BidsOptions
@@ -59,6 +62,9 @@ class DataConfig:
     video_fps: float = 8.0  # frames per second sampled inside each segment's span (decord; frames cached)
     frame_size: int = 224  # frames are resized to frame_size x frame_size (the video encoder's image_size)
     context_words: int = 64  # words before a segment's span given to a text backbone as context
+    # evaluate.py instructions: one clip per TR, the clip_s seconds ending at the TR's time
+    clip_s: Optional[float] = None  # None: the run's TR
+    clip_frames: Optional[int] = 16  # video frames per clip (decoded at clip_frames / clip_s fps); None: the MLLM family's
     # Each format's own section (braintune/data/formats/<format>.py)
     lebel: LebelOptions = field(default_factory=LebelOptions)
     bids: BidsOptions = field(default_factory=BidsOptions)
@@ -124,6 +130,10 @@ class BackboneConfig:
     # arch text
     text_rate_hz: float = 10.0  # word vectors are placed at their onsets on a grid of this rate
     text_vocab: list[str] = field(default_factory=list)  # name None: offline word-level tokenizer over these words
+    # arch mllm (evaluate.py instructions): the family, and the instructions, as [{name: prompt}] or
+    # {file: configs/instructions/video.yaml, names: [...]} (braintune/analysis/instruction_settings.py)
+    mllm: MLLMOptions = field(default_factory=MLLMOptions)
+    instructions: Any = None
 
 
 @dataclass
@@ -208,6 +218,9 @@ class AlignmentConfig:
     sliding_batch: int = 32  # sliding: snippets per forward pass
     cache_dir: Optional[str] = ".cache/features"  # per model/run/settings .npy features; None: no cache
     min_ceiling: float = 0.05  # mean_r_normalized keeps targets whose repeat-based ceiling is >= this
+    # evaluate.py instructions: repeats (showings of the test stimulus) | cross_subject (Schrimpf et al. 2021; >= 4
+    # participants, 3 give a lower bound) | none
+    ceiling: str = "repeats"
     models: list[str] = field(default_factory=list)  # evaluate.py compare: "base", .ckpt files, exported HF dirs
     efficiency: bool = False  # also fit on nested subsets of training runs (held-out participants); on in compare
     efficiency_runs: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 10, 15, 20, 25])  # capped at what exists
@@ -263,6 +276,7 @@ class Config:
     removal: RemovalConfig = field(default_factory=RemovalConfig)  # evaluate.py remove
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)  # evaluate.py similarity
     lm: LMConfig = field(default_factory=LMConfig)  # python -m braintune.lm train
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)  # evaluate.py instructions
 
 
 CHOICES = {
@@ -281,6 +295,7 @@ CHOICES = {
     "downstream.probe": ("logistic", "ridge"),
 }
 CHOICES.update(ANALYSIS_CHOICES)  # removal.*, similarity.*, lm.* (braintune/analysis/settings.py)
+CHOICES.update(INSTRUCTION_CHOICES)  # analysis.*, backbone.mllm.*, alignment.ceiling (analysis/instruction_settings.py)
 
 
 def schema() -> type[Config]:
@@ -386,6 +401,7 @@ RANGES: list[tuple[tuple[str, ...], typing.Callable[[Any], bool], str]] = [
     (("downstream.cv_folds",), lambda v: v >= 2, "at least 2"),
     (("alignment.min_ceiling", "pooling.lag_s"), math.isfinite, "a finite number"),
 ]
+RANGES.extend(INSTRUCTION_RANGES)  # data.clip_*, analysis.*, backbone.mllm.* (analysis/instruction_settings.py)
 # Lists: (key, may it be null, test of each element, what the elements must be). An empty list is refused.
 LISTS = [("alignment.delays", False, lambda d: isinstance(d, int) and d >= 0, "whole TRs, 0 or more"),
          ("alignment.alphas", True, lambda a: isinstance(a, (int, float)) and a > 0, "above 0"),

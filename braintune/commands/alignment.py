@@ -57,6 +57,9 @@ def efficiency_curves(cfg: Config, study: Study, splits: Splits, result: Alignme
 
 def measure_model(cfg: Config, study: Study, splits: Splits, model: Model) -> tuple[AlignmentResult, dict]:
     """One model -> its alignment result and summary."""
+    if cfg.alignment.ceiling != "repeats":  # read by evaluate.py instructions only: never silently ignored here
+        raise ConfigError(f"alignment.ceiling={cfg.alignment.ceiling} is used by evaluate.py instructions; evaluate.py "
+                          "alignment and compare normalise by the repeat-based noise ceiling: set alignment.ceiling=repeats (the default)")
     cache = feature_cache(cfg, model)
     settings = alignment_settings(cfg)
     deep = [l for l in settings.layers or () if not -model.backbone.num_layers <= l < model.backbone.num_layers]

@@ -7,6 +7,9 @@ compare     alignment of every alignment.models entry (base, a .ckpt, an exporte
             the first with paired tests, block-bootstrap CIs and data-efficiency curves; summary.json + PNGs.
 features    every run's layer features on the TR clock (OUT/features/<run>.npz: features, layers, row_times_s)
             with the extraction settings and look-ahead bound in summary.json.
+instructions  an instruction-tuned MLLM (backbone.arch: mllm) asked each backbone.instructions prompt about every
+            TR-clip, and its analysis.baselines: alignment per instruction x layer x participant x region, winner-
+            take-all maps, pair partitioning, model classes (docs/instructions.md); summary.json + maps/.
 downstream  linear probes per layer on downstream tasks (downstream.task / downstream.tasks, downstream.root);
             several models side by side with downstream.compare=[base, other.ckpt]; writes summary.json
             and OUT_DIR/downstream_<task>.png.
@@ -29,6 +32,7 @@ EVALUATIONS = {
     "compare": "braintune.commands.alignment:compare",
     "downstream": "braintune.commands.downstream:downstream",
     "features": "braintune.commands.features:features",
+    "instructions": "braintune.commands.instructions:instructions",
     "remove": "braintune.commands.remove:remove",
     "similarity": "braintune.commands.similarity:similarity",
 }
