@@ -162,6 +162,12 @@ def test_seeded_random_kill_then_rerun_ends_as_the_uninterrupted_run(reference, 
     assert_same_run(run(tiny(data, out)), ref, out, ref_out)
 
 
+def test_a_copied_run_directory_resumes_against_its_own_checkpoints(reference, tmp_path):
+    data, ref_out, ref, _ = reference
+    out = Path(shutil.copytree(ref_out, tmp_path / "copy"))  # a finished run copied to a new name, then resumed
+    assert_same_run(run(tiny(data, out)), ref, out, ref_out)  # summary and "after" alignment from the copy's checkpoint
+
+
 def _full_disk_child(args: list[str], limit: int, err: Path) -> None:
     sys.stderr = open(err, "w", buffering=1)  # noqa: SIM115 - the child's stderr until it exits
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ: writes fail with EFBIG
