@@ -17,7 +17,8 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from braintune.analysis.attribution import BrainObjective, NextWordObjective, RidgeHead, attribute, tokenize_story
+from braintune.analysis.attribution import BrainObjective, NextWordObjective, RidgeHead, attribute
+from braintune.analysis.attribution_context import tokenize_story
 
 SIZES = {"tiny": dict(n_layer=2, n_embd=64, n_head=2), "gpt2": {}}
 # The paper's setup (analysis_methods.md §3): Harry Potter chapter 9, 5,176 words, TR 2 s, 8 participants, 5 LLMs

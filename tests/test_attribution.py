@@ -17,6 +17,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from braintune.analysis import attribution as A
+from braintune.analysis import attribution_context as C
 from braintune.analysis.attribution_metrics import masking_check, positional_stats
 from braintune.evaluation.encoding import RidgeEncoder
 from braintune.evaluation.resample import zscore_runs
@@ -271,8 +272,8 @@ def test_masked_lm_next_word_and_multi_token_words():
 
 
 def test_context_is_capped_at_the_model_positions(bigram, caplog):
-    A._log_cap.cache_clear()
-    with caplog.at_level(logging.INFO, logger="braintune.analysis.attribution"):
+    C._log_cap.cache_clear()
+    with caplog.at_level(logging.INFO, logger="braintune.analysis.attribution_context"):
         b = A.build_batch(bigram["story"], [80, 81], (1, 2, 3, 4), context_words=640, max_tokens=64)
     assert "exceed the model's 64 positions" in caplog.text
     assert b["input_ids"].shape[1] <= 63 and b["n_context"].tolist() == [63, 63]  # room kept for the next word

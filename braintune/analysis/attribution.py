@@ -14,7 +14,7 @@ import copy
 import functools
 import inspect
 import json
-import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +23,11 @@ import torch
 from captum.attr import InputXGradient, IntegratedGradients
 from torch import nn
 
-from braintune.data.timing import time_to_index
+from braintune.analysis.attribution_context import Story, build_batch, default_trs, story_from_words, tokenize_story
 
-log = logging.getLogger(__name__)
+__all__ = ["Attributions", "BrainObjective", "NextWordObjective", "RidgeHead", "Story", "attribute", "build_batch",
+           "default_trs", "evaluate_objective", "layer_features", "next_word_loss", "objective_function",
+           "pooled_states", "story_from_words", "story_layer_features", "story_tr_features", "tokenize_story", "top_targets"]
 BATCH_KEYS = ("attention_mask", "pool", "present", "trs", "pred_pos", "labels", "label_w")
 
 
@@ -123,123 +125,17 @@ def top_targets(test_r, k: int) -> np.ndarray:
     return np.argsort(-np.nan_to_num(np.asarray(test_r, float), nan=-np.inf))[:k]
 
 
-@dataclass(frozen=True)
-class Story:
-    """One run's words tokenized once: sub-token ids per word, each word's TR, and the tokenizer's special ids."""
-    word_tokens: tuple
-    word_tr: np.ndarray  # (n_words,)
-    n_trs: int
-    prefix: tuple
-    suffix: tuple
-    pad_id: int
-    mask_id: int | None
-
-
-def tokenize_story(tokenizer, words, onsets_s, tr_s: float, n_trs: int, start_s: float = 0.0) -> Story:
-    """Words (strings) with onsets in seconds -> `Story`; a word belongs to the TR ``[start_s + j·tr_s, +tr_s)``.
-
-    The words are tokenized once, as pre-split words (byte-level BPE tokenizers such as GPT-2's need
-    ``add_prefix_space=True``, as `backbones.text` loads them); special tokens are taken from the tokenizer.
-    """
-    onsets = np.asarray(onsets_s, np.float64)
-    if len(onsets) != len(words) or np.any(np.diff(onsets) < 0):
-        raise ValueError(f"tokenize_story: {len(words)} words and {len(onsets)} onsets; onsets must be one per word, "
-                         f"in increasing order.")
-    enc = tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
-    per_word = [[] for _ in words]
-    for tok, w in zip(enc["input_ids"], enc.word_ids()):
-        per_word[w].append(int(tok))
-    probe = tokenizer([str(words[0])], is_split_into_words=True)
-    marks = probe.word_ids()
-    first = marks.index(0)
-    last = len(marks) - marks[::-1].index(0)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return Story(tuple(tuple(t) for t in per_word), np.asarray(time_to_index(onsets, 1.0 / tr_s, start_s)).reshape(-1),
-                 int(n_trs), tuple(probe["input_ids"][:first]), tuple(probe["input_ids"][last:]), int(pad),
-                 tokenizer.mask_token_id)
-
-
-def context_end(story: Story, trs, delays) -> np.ndarray:
-    """Index of the last context word for each TR (the last word of TR ``t - min(delays)``; -1 if none)."""
-    return np.searchsorted(story.word_tr, np.asarray(trs) - min(delays), side="right") - 1
-
-
-def default_trs(story: Story, delays, next_word: bool = False) -> np.ndarray:
-    """TRs with a context (and, for NWP, a next word after it), from ``min(delays)`` on."""
-    trs = np.arange(min(delays), story.n_trs)
-    end = context_end(story, trs, delays)
-    return trs[(end >= 0) & ((not next_word) | (end + 1 < len(story.word_tokens)))]
-
-
-@functools.cache
-def _log_cap(context_words: int, max_tokens: int) -> None:
-    log.info("attribution: %d-word contexts exceed the model's %d positions for some TRs; their oldest words are "
-             "dropped", context_words, max_tokens)
-
-
-def _item(story: Story, t: int, end: int, delays, context_words: int, max_tokens, next_word, swap: dict):
-    """One context: token ids, distance-from-end of each token's word (-1: none), pool rows, next-word labels."""
-    start = max(0, end - context_words + 1)
-    toks = [list(swap.get(w, story.word_tokens[w])) for w in range(start, end + 1)]
-    lens = np.array([len(x) for x in toks], dtype=np.int64)
-    if max_tokens is not None:  # room for the specials and the longest next word, so BA and NWP contexts match
-        room = max_tokens - len(story.prefix) - len(story.suffix) - max(map(len, story.word_tokens))
-        fit = max(1, int(np.searchsorted(np.cumsum(lens[::-1]), room, side="right")))  # newest words that fit
-        if fit < len(lens):
-            _log_cap(context_words, max_tokens)
-            start, toks, lens = end + 1 - fit, toks[-fit:], lens[-fit:]
-    offs = len(story.prefix) + np.concatenate([[0], np.cumsum(lens)])
-    ids = list(story.prefix) + [i for x in toks for i in x]
-    pos = [-1] * len(story.prefix) + np.repeat(end - np.arange(start, end + 1), lens).tolist()
-    pool, tr_ctx = np.zeros((len(delays), len(ids))), story.word_tr[start:end + 1]
-    for k, d in enumerate(delays):
-        sel = np.flatnonzero((tr_ctx == t - d) & (lens > 0))
-        for j in sel:
-            pool[k, offs[j]:offs[j + 1]] = 1.0 / (len(sel) * lens[j])
-    pred, labels = [], []
-    if next_word is not None and end + 1 < len(story.word_tokens):
-        labels = list(story.word_tokens[end + 1])
-        pred = [len(ids) + i - (next_word == "causal") for i in range(len(labels))]
-        ids += [story.mask_id] * len(labels) if next_word == "masked" else labels
-        pos += [-1] * len(labels)
-    return ids + list(story.suffix), pos + [-1] * len(story.suffix), pool, pred, labels, end - start + 1
-
-
-def build_batch(story: Story, trs, delays, context_words: int = 640, max_tokens=None, next_word=None,
-                overrides=None) -> dict:
-    """Right-padded contexts for ``trs``; ``next_word`` in {None, "causal", "masked"}; ``overrides[i]`` maps word
-    index -> replacement token ids in context i.
-
-    Returns a dict of tensors: input_ids, attention_mask, word_pos (B, N); pool (B, K, N) (token weights giving the
-    mean of word means per TR ``t - delays[k]``); present (B, K); trs, last_word, n_context (B,); pred_pos, labels,
-    label_w (B, M) (positions whose logits score the next word's tokens, their ids and weights 1/M_i).
-    """
-    trs = np.asarray(trs, dtype=np.int64)
-    items = [_item(story, int(t), int(e), delays, context_words, max_tokens, next_word, (overrides or {})[i]
-                   if overrides else {}) for i, (t, e) in enumerate(zip(trs, context_end(story, trs, delays)))]
-    n, m, b = max(len(it[0]) for it in items), max(1, max(len(it[3]) for it in items)), len(items)
-    out = {"input_ids": torch.full((b, n), story.pad_id), "attention_mask": torch.zeros(b, n, dtype=torch.long),
-           "word_pos": torch.full((b, n), -1), "pool": torch.zeros(b, len(delays), n),
-           "pred_pos": torch.zeros(b, m, dtype=torch.long), "labels": torch.zeros(b, m, dtype=torch.long),
-           "label_w": torch.zeros(b, m)}
-    for i, (ids, pos, pool, pred, labels, _) in enumerate(items):
-        out["input_ids"][i, :len(ids)], out["attention_mask"][i, :len(ids)] = torch.tensor(ids), 1
-        out["word_pos"][i, :len(pos)] = torch.tensor(pos)
-        out["pool"][i, :, :pool.shape[1]] = torch.as_tensor(pool)
-        if labels:
-            out["pred_pos"][i, :len(pred)], out["labels"][i, :len(labels)] = torch.tensor(pred), torch.tensor(labels)
-            out["label_w"][i, :len(labels)] = 1.0 / len(labels)
-    out["present"] = torch.as_tensor(trs[:, None] - np.asarray(delays)[None] >= 0)
-    out["trs"] = torch.as_tensor(trs)
-    out["last_word"] = torch.as_tensor(context_end(story, trs, delays))
-    out["n_context"] = torch.tensor([it[5] for it in items])
-    return out
 def layer_features(model, embeds, attention_mask, pool, layer: int, bf16: bool = False) -> torch.Tensor:
     """Input embeddings (B, N, D) -> per-TR features (B, K, D): layer-ℓ token states pooled by ``pool`` (B, K, N)."""
+    return pooled_states(model, embeds, attention_mask, pool, [layer], bf16)[:, 0]
+
+
+def pooled_states(model, embeds, attention_mask, pool, layers, bf16: bool = False) -> torch.Tensor:
+    """Input embeddings (B, N, D) -> per-TR features (B, L, K, D) of each hidden state in ``layers``, from one forward."""
     with torch.autocast(embeds.device.type, dtype=torch.bfloat16, enabled=bf16):
         out = model.base_model(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=True)
-    states = out.hidden_states[layer]  # (B, N, D)
-    return torch.einsum("bkn,bnd->bkd", pool.to(_wide(states.dtype)), states.to(_wide(states.dtype)))
+    states = torch.stack([out.hidden_states[layer] for layer in layers], 1)  # (B, L, N, D)
+    return torch.einsum("bkn,blnd->blkd", pool.to(_wide(states.dtype)), states.to(_wide(states.dtype)))
 
 
 def next_word_loss(model, embeds, attention_mask, pred_pos, labels, label_w, bf16: bool = False) -> torch.Tensor:
@@ -335,13 +231,19 @@ def _attribute_batch(model, fwd, batch: dict, method: str, n_steps: int, width: 
     args = tuple(batch[k].to(device) for k in BATCH_KEYS)
     embeds = model.get_input_embeddings()(batch["input_ids"].to(device)).detach().requires_grad_()  # (B, N, D)
     if method == "gxi":
-        attr, delta = InputXGradient(fwd).attribute(embeds, additional_forward_args=args), None
+        seen = []  # Captum runs F(x) once for the gradient: keep it rather than run the LM again
+
+        def kept(*inputs):
+            seen.append(fwd(*inputs))
+            return seen[-1]
+        attr, delta = InputXGradient(kept).attribute(embeds, additional_forward_args=args), None
+        value = seen[0].detach()
     else:
         attr, delta = IntegratedGradients(fwd).attribute(  # n_steps forwards of B contexts each: GxI's memory
             embeds, baselines=torch.zeros_like(embeds), additional_forward_args=args, n_steps=n_steps,
             internal_batch_size=len(embeds), return_convergence_delta=True)
-    with torch.no_grad():
-        value = fwd(embeds, *args)
+        with torch.no_grad():
+            value = fwd(embeds, *args)
     tok = attr.detach().sum(-1).float().cpu()  # (B, N)
     pos = batch["word_pos"]
     words = torch.zeros(len(tok), width).scatter_add_(1, pos.clamp(min=0), tok * (pos >= 0))  # (B, L)
@@ -362,7 +264,9 @@ def _open_checkpoint(path, meta: dict) -> list[dict]:
             diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
             raise ValueError(f"checkpoint '{path}' holds attributions with other settings ({diff}: {old} vs {meta}); "
                              f"use another checkpoint_dir or delete it.")
-    meta_file.write_text(json.dumps(meta))
+    tmp = path / f"attribution.json.{os.getpid()}"  # processes of one launch may write it at once: rename is atomic
+    tmp.write_text(json.dumps(meta))
+    tmp.replace(meta_file)
     return [dict(np.load(f)) for f in sorted(path.glob("shard_*.npz"))]
 
 
@@ -411,24 +315,33 @@ def evaluate_objective(model, story: Story, objective, trs=None, overrides=None,
             b = build_batch(story, trs[i:i + batch_size], objective.delays, context_words, max_tokens, mode, part)
             args = {k: b[k].to(device) for k in BATCH_KEYS}
             embeds = model.get_input_embeddings()(b["input_ids"].to(device))
-            values.append(fwd(embeds, *args.values()).cpu())
-            if mode is None:
+            if mode is None:  # one LM forward for the objective and the predictions
                 feats = layer_features(model, embeds, args["attention_mask"], args["pool"], objective.layer, bf16)
+                values.append(objective(feats, args["present"], args["trs"]).cpu())
                 preds.append(objective.head(feats, args["present"]).cpu())
+            else:
+                values.append(fwd(embeds, *args.values()).cpu())
     return torch.cat(values).numpy(), (torch.cat(preds).numpy() if preds else None)
 
 
 def story_tr_features(model, story: Story, layer: int = -1, context_words: int = 640, batch_size: int = 16,
                       bf16: bool = True) -> np.ndarray:
-    """Per-TR features (n_trs, D) for fitting the encoder: the mean state of the words of TR k, read from the context
-    ending at TR k's last word (the same context `attribute` uses for delay 1 at TR k + 1); TRs without words get 0."""
+    """Per-TR features (n_trs, D) of one hidden state; see `story_layer_features`."""
+    return story_layer_features(model, story, [layer], context_words, batch_size, bf16)[0]
+
+
+def story_layer_features(model, story: Story, layers, context_words: int = 640, batch_size: int = 16,
+                         bf16: bool = True) -> np.ndarray:
+    """Per-TR features (L, n_trs, D) of each hidden state in ``layers``, for fitting the encoders: the mean state of the
+    words of TR k, read from the context ending at TR k's last word (the context `attribute` uses for delay 1 at TR
+    k + 1); TRs without words get 0. One forward per batch of TRs serves every layer."""
     _, max_tokens, device, bf16, _ = _setup(model, story, None, bf16)
     ks = np.unique(story.word_tr[(story.word_tr >= 0) & (story.word_tr < story.n_trs)])
-    out = np.zeros((story.n_trs, model.config.hidden_size), np.float32)
+    out = np.zeros((len(layers), story.n_trs, model.config.hidden_size), np.float32)
     with _frozen(model), torch.no_grad():
         for i in range(0, len(ks), batch_size):
             b = build_batch(story, ks[i:i + batch_size], (0,), context_words, max_tokens)
             embeds = model.get_input_embeddings()(b["input_ids"].to(device))
-            feats = layer_features(model, embeds, b["attention_mask"].to(device), b["pool"].to(device), layer, bf16)
-            out[ks[i:i + batch_size]] = feats[:, 0].cpu().numpy()
+            feats = pooled_states(model, embeds, b["attention_mask"].to(device), b["pool"].to(device), list(layers), bf16)
+            out[:, ks[i:i + batch_size]] = feats[:, :, 0].transpose(0, 1).float().cpu().numpy()  # (L, b, D)
     return out

@@ -12,9 +12,11 @@ import functools
 from pathlib import Path
 
 import numpy as np
+import scipy.special
 import scipy.stats
 
-from braintune.analysis.attribution import Attributions, BrainObjective, Story, evaluate_objective
+from braintune.analysis.attribution import Attributions, BrainObjective, evaluate_objective
+from braintune.analysis.attribution_context import Story
 from braintune.evaluation.metrics import correlation
 from braintune.evaluation.stats import fdr_bh, paired_ttest
 
@@ -63,7 +65,13 @@ def expected_random_iou(n: int, k1: int, k2: int) -> float:
     if k1 + k2 == 0:
         return float("nan")
     x = np.arange(max(0, k1 + k2 - n), min(k1, k2) + 1)
-    return float(np.sum(scipy.stats.hypergeom(n, k1, k2).pmf(x) * x / (k1 + k2 - x)))
+    pmf = np.exp(_log_comb(k1, x) + _log_comb(n - k1, k2 - x) - _log_comb(n, k2))  # hypergeometric, as scipy's
+    return float(np.sum(pmf * x / (k1 + k2 - x)))
+
+
+def _log_comb(n, k):
+    """log of the binomial coefficient C(n, k) (the hypergeometric pmf without scipy's per-call set-up)."""
+    return scipy.special.gammaln(n + 1) - scipy.special.gammaln(k + 1) - scipy.special.gammaln(n - k + 1)
 
 
 def iou_table(sets_a, sets_b, n_context) -> tuple[np.ndarray, np.ndarray]:
