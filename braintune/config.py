@@ -20,6 +20,8 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .analysis.attribution_settings import CHOICES as ATTRIBUTION_CHOICES
+from .analysis.attribution_settings import AttributionConfig
 from .analysis.instruction_settings import CHOICES as INSTRUCTION_CHOICES
 from .analysis.instruction_settings import RANGES as INSTRUCTION_RANGES
 from .analysis.instruction_settings import AnalysisConfig, MLLMOptions
@@ -273,6 +275,7 @@ class Config:
     band: BandConfig = field(default_factory=BandConfig)
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
+    attribution: AttributionConfig = field(default_factory=AttributionConfig)  # evaluate.py attribute
     removal: RemovalConfig = field(default_factory=RemovalConfig)  # evaluate.py remove
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)  # evaluate.py similarity
     lm: LMConfig = field(default_factory=LMConfig)  # python -m braintune.lm train
@@ -294,6 +297,7 @@ CHOICES = {
     "downstream.pooling": ("mean",),
     "downstream.probe": ("logistic", "ridge"),
 }
+CHOICES.update(ATTRIBUTION_CHOICES)  # attribution.* (braintune/analysis/attribution_settings.py)
 CHOICES.update(ANALYSIS_CHOICES)  # removal.*, similarity.*, lm.* (braintune/analysis/settings.py)
 CHOICES.update(INSTRUCTION_CHOICES)  # analysis.*, backbone.mllm.*, alignment.ceiling (analysis/instruction_settings.py)
 

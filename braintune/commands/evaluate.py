@@ -10,6 +10,9 @@ features    every run's layer features on the TR clock (OUT/features/<run>.npz: 
 instructions  an instruction-tuned MLLM (backbone.arch: mllm) asked each backbone.instructions prompt about every
             TR-clip, and its analysis.baselines: alignment per instruction x layer x participant x region, winner-
             take-all maps, pair partitioning, model classes (docs/instructions.md); summary.json + maps/.
+attribute   which words drive brain alignment vs next-word prediction (text backbones): per-TR word attributions
+            (Captum Gradient x Input, or IG) at the best early / middle / late layer; summary.json, attributions.npz
+            and PNGs (IoU vs threshold, spread by layer, positional profiles).
 downstream  linear probes per layer on downstream tasks (downstream.task / downstream.tasks, downstream.root);
             several models side by side with downstream.compare=[base, other.ckpt]; writes summary.json
             and OUT_DIR/downstream_<task>.png.
@@ -32,6 +35,7 @@ EVALUATIONS = {
     "compare": "braintune.commands.alignment:compare",
     "downstream": "braintune.commands.downstream:downstream",
     "features": "braintune.commands.features:features",
+    "attribute": "braintune.commands.attribute:attribute",
     "instructions": "braintune.commands.instructions:instructions",
     "remove": "braintune.commands.remove:remove",
     "similarity": "braintune.commands.similarity:similarity",
