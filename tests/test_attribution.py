@@ -186,15 +186,15 @@ def objective_gap(model, story, objective, trs, context, max_tokens, mode, scale
 
 def test_integrated_gradients_is_complete(bigram):
     """Sum of word attributions = F(x) - F(zero embeddings), within the 20-step quadrature error."""
-    trs, obj = np.arange(10, 30), A.NextWordObjective()
+    trs, obj = np.arange(10, 30, 2), A.NextWordObjective()
     gap = objective_gap(bigram["model"], bigram["story"], obj, trs, 24, 64, "causal")
     errs = []
-    for steps in (20, 100):
+    for steps in (20, 60):
         att = A.attribute(bigram["model"], bigram["story"], obj, trs=trs, method="ig", n_steps=steps, context_words=24)
         total = np.nansum(att.scores, 1)
         np.testing.assert_allclose(total - gap, att.delta, atol=1e-4)  # Captum's own delta agrees
         errs.append(np.abs(total - gap).max() / np.abs(gap).max())
-    print(f"IG completeness error (max over TRs / max gap): 20 steps {errs[0]:.4f}, 100 steps {errs[1]:.5f}")
+    print(f"IG completeness error (max over TRs / max gap): 20 steps {errs[0]:.4f}, 60 steps {errs[1]:.5f}")
     assert errs[0] < 0.05 and errs[1] < 0.005
 
 
@@ -297,7 +297,7 @@ def test_masking_the_top_words_hurts_more_than_random_words(case, planted, bigra
     if case == "ba":
         _, _, head = fit_head(planted["model"], planted["story"], planted["Y"])
         model, story, obj, ctx = planted["model"], planted["story"], A.BrainObjective(head, planted["Y"], layer=1), 40
-        trs = np.arange(4, N_TR)
+        trs = np.arange(4, N_TR, 2)
     else:
         model, story, obj, ctx, trs = bigram["model"], bigram["story"], A.NextWordObjective(), 24, None
     att = A.attribute(model, story, obj, trs=trs, context_words=ctx, batch_size=32)

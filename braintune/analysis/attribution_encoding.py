@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from braintune.analysis.attribution import BrainObjective, RidgeHead, top_targets
+from braintune.analysis.attribution_objectives import BrainObjective, RidgeHead, top_targets
 from braintune.analysis.attribution_settings import THIRDS
 from braintune.data.responses import zscore
 from braintune.evaluation.encoding import RidgeEncoder

@@ -15,8 +15,9 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
-from braintune.analysis.attribution import Attributions, BrainObjective, evaluate_objective
+from braintune.analysis.attribution import Attributions, evaluate_objective
 from braintune.analysis.attribution_context import Story
+from braintune.analysis.attribution_objectives import BrainObjective
 from braintune.evaluation.metrics import correlation
 from braintune.evaluation.stats import fdr_bh, paired_ttest
 

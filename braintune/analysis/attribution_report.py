@@ -5,15 +5,18 @@ Per group: IoU of the important-word sets at every threshold against the closed-
 and spread AUC of BA vs NWP (two-sided paired t-tests, Benjamini-Hochberg over thresholds, or over groups for the
 AUC), positional statistics and profiles, and the linguistic breakdown when word annotations are given. The tests
 pair BA and NWP on each TR (BA averaged over participants first). Neighbouring TRs share most of their context,
-so these p-values treat correlated TRs as independent: read them as descriptive.
+so these p-values treat correlated TRs as independent: read them as descriptive. Also here: the outputs' other
+parts (``attributions.npz``, the context and look-ahead records, pooled word annotations).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from braintune.analysis import attribution_metrics as M
+from braintune.errors import ConfigError, DataError
 
 
 @dataclass
@@ -107,3 +110,53 @@ def spread_tests(per_tr: dict[str, dict], q: float = 0.05) -> dict:
     names = list(per_tr)
     res = M.compare_paired([per_tr[n]["auc_ba"] for n in names], [per_tr[n]["auc_nwp"] for n in names], q)
     return {name: {k: np.asarray(v)[i].item() for k, v in res.items()} for i, name in enumerate(names)}
+
+
+def pooled_annotations(template: str, texts: dict, runs: list[str], offsets: dict) -> dict[str, np.ndarray]:
+    """Word annotations of every run (``template`` with ``{run}``; ``attribution_metrics.read_word_annotations``)
+    pooled on the word offsets of `pool`: feature type -> bool (total words,)."""
+    pooled: dict[str, np.ndarray] = {}
+    total = sum(len(texts[r]) for r in runs)
+    for r in runs:
+        file = Path(template.replace("{run}", r))
+        if not file.is_file():
+            raise ConfigError(f"'attribution.annotations' names '{file}' for run {r}, which is not a file; give a TSV "
+                              f"(word_index, word, features) per run, '{{run}}' standing for the run's name")
+        try:
+            table = M.read_word_annotations(file, len(texts[r]), texts[r])
+        except ValueError as err:
+            raise DataError(str(err)) from err
+        for name, has in table.items():
+            pooled.setdefault(name, np.zeros(total, bool))[offsets[r]:offsets[r] + len(texts[r])] = has
+    return pooled
+
+
+def write_attributions(path: Path, runs: list[str], texts: dict, chosen: dict, results: dict) -> Path:
+    """``attributions.npz``: per run its words and attributed TRs; per objective (``nwp/<run>``,
+    ``ba/<group>/<participant>/<run>``) the scores (n_trs, context_words; column j is word ``last_word - j``, NaN
+    beyond the context), F(x) and, for IG, the completeness error; ``layer/<group>`` the chosen hidden state."""
+    arrays = {f"layer/{g}": np.asarray(layer) for g, layer in chosen.items()}
+    for r in runs:
+        nwp = results[f"nwp/{r}"]
+        arrays.update({f"run/{r}/words": np.asarray(texts[r]), f"run/{r}/trs": nwp.trs,
+                       f"run/{r}/last_word": nwp.last_word})
+    for key, att in results.items():
+        arrays.update({f"{key}/scores": att.scores.astype(np.float32), f"{key}/objective": att.objective})
+        if np.isfinite(att.delta).any():
+            arrays[f"{key}/ig_delta"] = att.delta
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def context_record(requested: int, positions, results: dict) -> dict:
+    """The context actually used: words per attributed TR (the model's positions may have cut ``requested``)."""
+    n = np.concatenate([M.context_lengths(att.scores) for key, att in results.items() if key.startswith("nwp/")])
+    return {"requested_words": requested, "model_positions": positions, "words_mean": float(n.mean()),
+            "words_min": int(n.min()), "words_max": int(n.max())}
+
+
+def lookahead_record(delays, tr: dict) -> dict:
+    """How far past each TR's time the attributed words reach (they never do)."""
+    return {"lookahead_s": 0.0, "rule": ("TR j holds the words that ended in [t_j - TR, t_j) (t_j: the middle of volume "
+                                         "j); the context of TR t ends at the last word of TR t - min(delays)"),
+            "min_delay_trs": int(min(delays)), "words_end_s_before_tr": {r: min(delays) * v for r, v in tr.items()}}

@@ -30,7 +30,16 @@ from ..analysis.attribution import attribute as attribute_words
 from ..analysis.attribution_context import story_from_words
 from ..analysis.attribution_encoding import brain_objective, choose_layers, fit_layer, layer_groups, select_targets
 from ..analysis.attribution_plots import plot_iou, plot_profiles, plot_spread
-from ..analysis.attribution_report import group_summary, pool, positional, spread_tests
+from ..analysis.attribution_report import (
+    context_record,
+    group_summary,
+    lookahead_record,
+    pool,
+    pooled_annotations,
+    positional,
+    spread_tests,
+    write_attributions,
+)
 from ..analysis.attribution_settings import problems
 from ..analysis.lm_head import language_model
 from ..config import Config, save_config
@@ -152,27 +161,6 @@ def attribute_all(cfg: Config, lm, stories, jobs: dict, trs: dict, rank: int, wo
         raise ConfigError(f"{err} (folder under '{root}')") from err
 
 
-def annotations(cfg: Config, texts: dict, runs: list[str], offsets: dict) -> dict | None:
-    """``attribution.annotations`` of every attributed run, pooled on the word offsets ``offsets`` (see ``pool``)."""
-    path = cfg.attribution.annotations
-    if path is None:
-        return None
-    pooled: dict[str, np.ndarray] = {}
-    total = sum(len(texts[r]) for r in runs)
-    for r in runs:
-        file = Path(path.replace("{run}", r))
-        if not file.is_file():
-            raise ConfigError(f"'attribution.annotations' names '{file}' for run {r}, which is not a file; give a TSV "
-                              f"(word_index, word, features) per run, '{{run}}' standing for the run's name")
-        try:
-            table = M.read_word_annotations(file, len(texts[r]), texts[r])
-        except ValueError as err:
-            raise DataError(str(err)) from err
-        for name, has in table.items():
-            pooled.setdefault(name, np.zeros(total, bool))[offsets[r]:offsets[r] + len(texts[r])] = has
-    return pooled
-
-
 @dataclass
 class Setup:
     """What the attribution of one model needs, built once per process."""
@@ -235,7 +223,7 @@ def summarize(cfg: Config, s: Setup, chosen: dict, results: dict, masks: dict) -
     a = cfg.attribution
     offsets = dict(zip(s.runs, np.cumsum([0] + [len(s.texts[r]) for r in s.runs])))
     tr_keys = dict(zip(s.runs, np.cumsum([0] + [len(results[f"nwp/{r}"].trs) for r in s.runs])))
-    ann = annotations(cfg, s.texts, s.runs, offsets)
+    ann = None if a.annotations is None else pooled_annotations(a.annotations, s.texts, s.runs, offsets)
     groups, per_tr = {}, {}
     for g, layer in chosen.items():
         keys = [(f"ba/{g}/{p}/{r}", r) for p in s.participants for r in s.runs if f"ba/{g}/{p}/{r}" in results]
@@ -253,23 +241,6 @@ def summarize(cfg: Config, s: Setup, chosen: dict, results: dict, masks: dict) -
         nwp["masking"] = {**_mean_masking([masks[f"nwp/{r}"] for r in s.runs]),
                           "each": {r: masks[f"nwp/{r}"] for r in s.runs}}
     return {"groups": groups, "nwp": nwp}
-
-
-def write_attributions(path: Path, s: Setup, chosen: dict, results: dict) -> Path:
-    """``attributions.npz``: per run its words and attributed TRs; per objective (``nwp/<run>``,
-    ``ba/<group>/<participant>/<run>``) the scores (n_trs, context_words; column j is word ``last_word - j``, NaN
-    beyond the context), F(x) and, for IG, the completeness error; ``layer/<group>`` the chosen hidden state."""
-    arrays = {f"layer/{g}": np.asarray(layer) for g, layer in chosen.items()}
-    for r in s.runs:
-        nwp = results[f"nwp/{r}"]
-        arrays.update({f"run/{r}/words": np.asarray(s.texts[r]), f"run/{r}/trs": nwp.trs,
-                       f"run/{r}/last_word": nwp.last_word})
-    for key, att in results.items():
-        arrays.update({f"{key}/scores": att.scores.astype(np.float32), f"{key}/objective": att.objective})
-        if np.isfinite(att.delta).any():
-            arrays[f"{key}/ig_delta"] = att.delta
-    np.savez_compressed(path, **arrays)
-    return path
 
 
 def attribute(cfg: Config) -> dict | None:
@@ -307,23 +278,9 @@ def attribute(cfg: Config) -> dict | None:
                    "per group, the candidate layer with the highest cross-validated r (mean over participants and "
                    "targets) on the training runs; the attributed runs' r (test_r) is reported only")},
                **summarize(cfg, s, chosen, results, masks), "processes": world}
-    summary["attributions"] = write_attributions(out_dir / "attributions.npz", s, chosen, results).name
+    summary["attributions"] = write_attributions(out_dir / "attributions.npz", s.runs, s.texts, chosen, results).name
     summary["plots"] = [plot(summary["groups"], out_dir / name).name for plot, name in (
         (plot_iou, "iou_vs_threshold.png"), (plot_spread, "spread_by_layer.png"),
         (plot_profiles, "positional_profiles.png"))]
     write_summary(summary, out_dir, s.study)
     return summary
-
-
-def context_record(requested: int, positions, results: dict) -> dict:
-    """The context actually used: words per attributed TR (the model's positions may have cut ``requested``)."""
-    n = np.concatenate([M.context_lengths(att.scores) for key, att in results.items() if key.startswith("nwp/")])
-    return {"requested_words": requested, "model_positions": positions, "words_mean": float(n.mean()),
-            "words_min": int(n.min()), "words_max": int(n.max())}
-
-
-def lookahead_record(delays, tr: dict) -> dict:
-    """How far past each TR's time the attributed words reach (they never do)."""
-    return {"lookahead_s": 0.0, "rule": ("TR j holds the words that ended in [t_j - TR, t_j) (t_j: the middle of volume "
-                                         "j); the context of TR t ends at the last word of TR t - min(delays)"),
-            "min_delay_trs": int(min(delays)), "words_end_s_before_tr": {r: min(delays) * v for r, v in tr.items()}}
