@@ -104,6 +104,14 @@ class _Xp:
     def sum_prod(self, P, y):  # Σ over axis -2 of P·y
         return np.einsum("ant,nt->at", P, y) if self.torch is None else (P * y).sum(-2)
 
+    def empty(self, shape, dtype: str):
+        if self.torch is None:
+            return np.empty(shape, dtype=dtype)
+        return self.torch.empty(shape, dtype=getattr(self.torch, dtype), device=self.device)
+
+    def mul(self, a, b, out):
+        return np.multiply(a, b, out=out) if self.torch is None else self.torch.mul(a, b, out=out)
+
     def cat(self, arrays):
         return np.concatenate(arrays, 1) if self.torch is None else self.torch.cat(arrays, 1)
 
@@ -185,10 +193,11 @@ def _pole_expansion(lam, XvV, pen):
 
     Returns
     -------
-    poles : dict of numpy float64 arrays: ``M`` (r, r), ``g`` (r,) = diag G, ``D2`` (A, r) =
-        d², ``W`` (A, r) = d − d_ref, ``near`` (m,) indices in clusters of close eigenvalues
-        and ``Gn`` (m, m) their within-cluster G (zero diagonal); None when m² > n_val·r/4,
-        where the direct predictions are cheaper.
+    poles : dict of numpy float64 arrays: ``M`` (r, r); ``L`` (3·A, 4·r), the block matrix
+        [[d²·diag G, 2(d − d_ref), 0, 0], [0, 0, d, 0], [0, 0, 0, d]] that `_pole_stats` applies
+        in one product; ``near`` (m,) indices in clusters of close eigenvalues and ``Gn`` (m, m)
+        their within-cluster G (zero diagonal). None when m² > n_val·r/4, where the direct
+        predictions are cheaper.
     """
     G = XvV.T @ XvV
     cluster = np.concatenate([[0], np.cumsum(np.diff(lam) > _NEAR_RTOL * lam[-1])])
@@ -199,10 +208,14 @@ def _pole_expansion(lam, XvV, pen):
     M = np.where(same, 0.0, G / np.where(same, 1.0, lam[None, :] - lam[:, None]))
     Gn = np.where(same, G, 0.0)[np.ix_(near, near)]
     np.fill_diagonal(Gn, 0.0)
-    d = 1.0 / (lam[None, :] + pen[:, None])
+    d = 1.0 / (lam[None, :] + pen[:, None])  # (A, r)
     lam_ref = (lam[0] + lam[-1]) / 2
     W = (lam_ref - lam[None, :]) * d / (lam_ref + pen[:, None])
-    return dict(M=M, g=np.diag(G).copy(), D2=d * d, W=W, near=near, Gn=Gn)
+    n_alphas, r = d.shape  # L: one product gives Σ ŷc², Σ ŷc·yc and mean ŷ from [b², b∘Mb, c∘b, m∘b]
+    L = np.zeros((3 * n_alphas, 4 * r))
+    L[:n_alphas, :r], L[:n_alphas, r:2 * r] = d * d * np.diag(G), 2 * W
+    L[n_alphas:2 * n_alphas, 2 * r:3 * r] = L[2 * n_alphas:, 3 * r:] = d
+    return dict(M=M, L=L, near=near, Gn=Gn)
 
 
 def _fold_basis(xp, X64, gram, train, val, pen, dtype):
@@ -286,13 +299,18 @@ def _pole_stats(xp, fold, B, C, Yc):
     num, pp, pbar : float64 arrays of shape (n_alphas, T_c)
     """
     poles, D1 = fold["poles"], fold["D1"]
-    b, c = xp.asarray(B, "float64"), xp.asarray(C, "float64")
-    Mb = poles["M"] @ b  # (r, T_c)
-    pp = poles["D2"] @ (poles["g"][:, None] * b * b) + 2 * (poles["W"] @ (b * Mb))
+    (n_alphas, r), b, c = D1.shape, xp.asarray(B, "float64"), xp.asarray(C, "float64")
+    E = xp.empty((4 * r, b.shape[1]), "float64")  # written in place: two BLAS calls a chunk
+    xp.mul(b, b, E[:r])
+    xp.mul(b, poles["M"] @ b, E[r:2 * r])
+    xp.mul(c, b, E[2 * r:3 * r])
+    xp.mul(fold["mean"][:, None], b, E[3 * r:])
+    out = poles["L"] @ E  # (3·A, T_c): Σ ŷc², Σ ŷc·yc, mean ŷ
+    pp = out[:n_alphas]
     if len(poles["near"]):
         t = D1[:, poles["near"], None] * b[poles["near"]][None]  # (A, m, T_c)
         pp += (t * (poles["Gn"] @ t)).sum(1)
-    return D1 @ (c * b), pp, D1 @ (fold["mean"][:, None] * b)
+    return out[n_alphas:2 * n_alphas], pp, out[2 * n_alphas:]
 
 
 def _direct_stats(xp, fold, B, C, Yc):
