@@ -23,6 +23,7 @@ from braintune.analysis.lm_head import language_model
 from braintune.backbones.text import build_text, word_tokenizer
 from braintune.commands.evaluate import main
 from braintune.config import load_config
+from braintune.data.modalities import load_words
 from braintune.data.responses import zscore
 from braintune.data.timing import RunTiming
 from braintune.data.words import Word
@@ -102,14 +103,25 @@ def test_attributions_npz_holds_scores_per_tr_and_word(run):
 
 
 def test_rerun_resumes_from_the_checkpoints_and_refuses_other_settings(run, capsys):
-    """Every TR is already attributed: the second run computes none (same numbers); other settings are refused."""
+    """Every TR is already attributed: the second run (now with word annotations) computes none (same numbers) and
+    adds the linguistic breakdown; other settings are refused."""
     shards = sorted((run["out"] / "attribution_checkpoints").rglob("shard_*.npz"))
     stamps = [p.stat().st_mtime_ns for p in shards]
     assert len(shards) == 7  # NWP + 3 thirds x 2 participants, 8 TRs in one batch each
-    assert main(["attribute", *overrides(run["root"] / "data", run["out"], "attribution.masking=false")]) == 0
+    words = load_words(str(run["root"] / "data" / "derivative" / "TextGrids" / "wheretheressmoke.TextGrid"), 2.0)
+    table = run["root"] / "wheretheressmoke.tsv"  # the synthetic vocabulary: one word list per tone pitch
+    table.write_text("word_index\tword\tfeatures\n" + "".join(
+        f"{i}\t{w.text}\t{'low' if w.text in ('low', 'deep', 'bass') else 'other'}\n" for i, w in enumerate(words)))
+    argv = overrides(run["root"] / "data", run["out"], "attribution.masking=false",
+                     f"attribution.annotations={run['root'] / '{run}.tsv'}")
+    assert main(["attribute", *argv]) == 0
     assert [p.stat().st_mtime_ns for p in shards] == stamps
     again = json.loads((run["out"] / "summary.json").read_text())
     assert again["groups"]["late"]["iou"] == run["summary"]["groups"]["late"]["iou"] and "masking" not in again["nwp"]
+    shares = again["groups"]["late"]["linguistic"]["60"]
+    assert set(shares) == {"low", "other"} and all(0 <= v <= 1 for f in shares.values() for v in f.values())
+    assert main(["attribute", *overrides(run["root"] / "data", run["root"] / "x", "attribution.annotations=no_{run}.tsv")]) == 2
+    assert "'attribution.annotations' names 'no_wheretheressmoke.tsv'" in capsys.readouterr().err
     assert main(["attribute", *overrides(run["root"] / "data", run["out"], "attribution.method=ig")]) == 2
     assert "other settings" in capsys.readouterr().err
 

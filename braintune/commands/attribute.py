@@ -176,23 +176,29 @@ class Setup:
     groups: dict[str, list[int]]
     layers: list[int]
     entry: str
+    offsets: dict[str, int]  # first word of each attributed run in the pooled word list (attribution_report.pool)
+    annotations: dict | None  # attribution.annotations pooled on those offsets, read before any model work
 
 
 def prepare(cfg: Config, device: str | None, rank: int = 0, barrier=lambda: None) -> Setup:
-    """Study, runs, the model with its LM head and every run's tokenized words; refuses what cannot work first. Rank
-    0 opens the study before the others (a synthetic dataset is written once)."""
+    """Study, runs, word annotations, the model with its LM head and every run's tokenized words; refuses what cannot
+    work first. Rank 0 opens the study before the others (a synthetic dataset is written once)."""
     opened = open_splits(cfg) if rank == 0 else None
     barrier()
     study, splits = opened or open_splits(cfg)
     participants, runs, train = plan_runs(cfg, study, splits)
+    needed = sorted(set(runs) | {r for p in participants for r in train[p]})
+    words = {r: load_words(str(study.runs[r].words), study.runs[r].timing.tr) for r in needed}
+    texts = {r: [w.text for w in words[r]] for r in needed}
+    offsets = dict(zip(runs, np.cumsum([0] + [len(texts[r]) for r in runs]).tolist()))
+    path = cfg.attribution.annotations
+    ann = None if path is None else pooled_annotations(path, texts, runs, offsets)
     model = load_model(checkpoint_entry(cfg), cfg, device)
     lm, head = language_model(model.backbone, model.config.backbone.name, cfg.trainer.seed)
     try:
         groups = layer_groups(cfg.attribution.layers, model.backbone.num_layers)
     except ValueError as err:
         raise ConfigError(str(err)) from err
-    needed = sorted(set(runs) | {r for p in participants for r in train[p]})
-    words = {r: load_words(str(study.runs[r].words), study.runs[r].timing.tr) for r in needed}
     stories = {r: story_from_words(model.backbone.tokenizer, words[r], study.runs[r].timing) for r in needed}
     if head["objective"] == "masked" and stories[runs[0]].mask_id is None:
         raise ConfigError(f"model '{model.entry}' is bidirectional, so its word objective is the masked next word, but "
@@ -202,8 +208,7 @@ def prepare(cfg: Config, device: str | None, rank: int = 0, barrier=lambda: None
     log.info("attribution: %d-word contexts (attribution.context_words), %s", cfg.attribution.context_words,
              f"capped at the model's {positions} positions" if positions else "the model has no position limit")
     layers = sorted({layer for g in groups.values() for layer in g})
-    return Setup(study, participants, runs, train, lm, head, {r: [w.text for w in words[r]] for r in needed}, stories,
-                 groups, layers, model.entry)
+    return Setup(study, participants, runs, train, lm, head, texts, stories, groups, layers, model.entry, offsets, ann)
 
 
 def masking(cfg: Config, s: Setup, jobs: dict, results: dict) -> dict:
@@ -221,14 +226,12 @@ def _mean_masking(entries: list[dict]) -> dict:
 def summarize(cfg: Config, s: Setup, chosen: dict, results: dict, masks: dict) -> dict:
     """Every metric per layer group, NWP's own numbers, and the BA vs NWP spread tests across groups."""
     a = cfg.attribution
-    offsets = dict(zip(s.runs, np.cumsum([0] + [len(s.texts[r]) for r in s.runs])))
     tr_keys = dict(zip(s.runs, np.cumsum([0] + [len(results[f"nwp/{r}"].trs) for r in s.runs])))
-    ann = None if a.annotations is None else pooled_annotations(a.annotations, s.texts, s.runs, offsets)
     groups, per_tr = {}, {}
     for g, layer in chosen.items():
         keys = [(f"ba/{g}/{p}/{r}", r) for p in s.participants for r in s.runs if f"ba/{g}/{p}/{r}" in results]
-        paired = pool([(results[k], results[f"nwp/{r}"], offsets[r], tr_keys[r]) for k, r in keys])
-        groups[g], per_tr[g] = group_summary(paired, a.thresholds, a.profile_thresholds, ann, a.fdr_q)
+        paired = pool([(results[k], results[f"nwp/{r}"], s.offsets[r], tr_keys[r]) for k, r in keys])
+        groups[g], per_tr[g] = group_summary(paired, a.thresholds, a.profile_thresholds, s.annotations, a.fdr_q)
         groups[g]["layer"] = layer
         if masks:
             groups[g]["masking"] = {**_mean_masking([masks[k] for k, _ in keys]), "each": {k: masks[k] for k, _ in keys}}
