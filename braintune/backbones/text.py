@@ -123,8 +123,10 @@ def _token_band(word_ids: list[list], word_blocks: list[np.ndarray], device) -> 
 @torch.no_grad()
 def _is_causal(model: nn.Module, tokenizer) -> bool:
     """Whether a token's states ignore later tokens: change the last of three tokens and compare the first's."""
-    device = next(model.parameters()).device
-    ids = torch.tensor([[1, 2, 3], [1, 2, 4]], device=device) % max(len(tokenizer), 5)
+    device, n = next(model.parameters()).device, len(tokenizer)
+    if n < 2:  # one token cannot tell; treat the model as bidirectional (block-causal attention bounds it either way)
+        return False
+    ids = torch.tensor([[0, 1, 2], [0, 1, 3]], device=device) % n
     was_training = model.training
     model.eval()
     first = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][:, 0]
