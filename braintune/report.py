@@ -19,6 +19,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .evaluation.plots import pyplot
+
 SECTIONS = ("Configuration", "Training curves", "Alignment", "Brain maps and figures", "Downstream results", "Commands")
 CURVES = ("train/loss", "val/loss", "val/pearson")
 STYLE = ("body{font-family:sans-serif;max-width:1250px;margin:2em auto;padding:0 1em;color:#222}"
@@ -110,10 +112,7 @@ def curves_section(metrics: dict) -> str:
     shown = [k for k in CURVES if k in metrics]
     if not shown:
         return _empty(f"no training curves: no {', '.join(CURVES)} in logs/version_*/metrics.csv")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (loss_ax, r_ax) = plt.subplots(1, 2, figsize=(10, 3.2))
     for key in shown:

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..evaluation.plots import pyplot
 
 
 def plot_iou(groups: dict[str, dict], path: Path) -> Path:
     """Mean IoU of the BA and NWP sets per threshold, one line per group, dashed: the random baseline."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (name, g) in enumerate(groups.items()):
         color = f"C{i}"
@@ -35,7 +28,7 @@ def plot_iou(groups: dict[str, dict], path: Path) -> Path:
 
 def plot_spread(groups: dict[str, dict], path: Path) -> Path:
     """Spread AUC (important words vs threshold) of BA per group next to NWP's; stars: BH-significant differences."""
-    plt = _plt()
+    plt = pyplot()
     names = list(groups)
     fig, ax = plt.subplots(figsize=(max(4, 1.5 * len(names) + 2), 4))
     x = range(len(names))
@@ -58,7 +51,7 @@ def plot_spread(groups: dict[str, dict], path: Path) -> Path:
 
 def plot_profiles(groups: dict[str, dict], path: Path) -> Path:
     """Share of words marked important by distance (0 = most recent word), one panel per profile threshold."""
-    plt = _plt()
+    plt = pyplot()
     first = next(iter(groups.values()))["profile"]
     thresholds = list(first["nwp"])
     fig, axes = plt.subplots(1, len(thresholds), figsize=(4.2 * len(thresholds), 3.6), squeeze=False)

@@ -24,6 +24,7 @@ from ..evaluation.brainmaps import (
     to_fsaverage5,
     volume_to_fsaverage5,
 )
+from ..evaluation.plots import pyplot
 from .instructions import WinnerMap
 from .model_classes import save_maps
 
@@ -66,10 +67,7 @@ def _surface(space: TargetSpace, values: np.ndarray, index: np.ndarray, n_total:
 
 def share_plot(shares: dict[str, dict[str, float]], path: Path, title: str) -> Path:
     """Bar chart of each region's shares (``region_shares``): one group of bars per region, one colour per label."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     regions, labels = list(shares), list(next(iter(shares.values())))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(regions) + 2), 3.2))

@@ -7,14 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..evaluation.plots import pyplot
 
 
 def _series(by_layer: dict) -> tuple[list[int], np.ndarray]:
@@ -25,7 +18,7 @@ def _series(by_layer: dict) -> tuple[list[int], np.ndarray]:
 def plot_removal(properties: dict, path: Path, region: str = "all") -> Path:
     """Per property (columns): alignment by layer before/after removal (top), probe accuracy before/after and
     chance (bottom). ``properties``: summary.json's ``properties``."""
-    plt = _plt()
+    plt = pyplot()
     names = list(properties)
     fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 6), squeeze=False, sharey="row")
     for j, name in enumerate(names):
@@ -51,7 +44,7 @@ def plot_removal(properties: dict, path: Path, region: str = "all") -> Path:
 
 def plot_removal_correlation(properties: dict, path: Path) -> Path:
     """Heat map of ``drop_vs_probe_r`` (Pearson r across layers of probe drop vs alignment drop), property × region."""
-    plt = _plt()
+    plt = pyplot()
     names = list(properties)
     regions = list(next(iter(properties.values()))["drop_vs_probe_r"])
     values = np.array([[np.nan if properties[n]["drop_vs_probe_r"][r] is None else properties[n]["drop_vs_probe_r"][r]
@@ -73,7 +66,7 @@ def plot_removal_correlation(properties: dict, path: Path) -> Path:
 def plot_similarity(measures: dict, path: Path, region: str = "all") -> Path:
     """One panel per measure: mean over participants by layer (± SEM), and the mean of the permutation nulls with
     their 2.5-97.5 % band. ``measures``: summary.json's ``measures``."""
-    plt = _plt()
+    plt = pyplot()
     names = list(measures)
     fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.2), squeeze=False)
     for ax, name in zip(axes[0], names):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..evaluation.plots import pyplot
 from . import probe as P
 from .tasks import TaskData, read_task
 from .tasks.synthetic_mustard import write_if_missing
@@ -139,10 +140,7 @@ def run_task(data: TaskData, feats_by_model: dict[str, np.ndarray], layers, prob
 
 def plot_task(name: str, result: dict, out_dir: Path) -> Path:
     """Accuracy and macro-F1 (or r) per layer, one line per model -> out_dir/downstream_<task>.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     keys = ["r"] if result["kind"] == "regression" else ["accuracy", "f1"]
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)

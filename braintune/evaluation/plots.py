@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display): every figure braintune draws goes through here."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,7 +24,7 @@ def _plt():
 
 def plot_layers(models: dict[str, dict], path: Path) -> Path:
     """``models``: {name: alignment summary} -> mean r per layer, one line per model."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for name, summary in models.items():
         layers = sorted(summary["layers"], key=int)
@@ -49,7 +50,7 @@ def plot_regions(models: dict[str, dict], path: Path) -> Path | None:
     with_regions = {n: s["regions"] for n, s in models.items() if s.get("regions")}
     if not with_regions:
         return None
-    plt = _plt()
+    plt = pyplot()
     regions = list(next(iter(with_regions.values())))
     width = 0.8 / len(with_regions)
     fig, ax = plt.subplots(figsize=(1.2 + 1.0 * len(regions), 3.5))
@@ -67,7 +68,7 @@ def plot_regions(models: dict[str, dict], path: Path) -> Path | None:
 
 def plot_efficiency(efficiency: dict, path: Path) -> Path:
     """``efficiency_summary`` output -> alignment vs number of training runs, one line per model."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for name, entry in efficiency["models"].items():
         factor = entry.get("data_factor")

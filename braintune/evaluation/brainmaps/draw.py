@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..plots import pyplot
 from .paint import FSAVERAGE5_VERTICES, _fsaverage5, _volume
 
 if TYPE_CHECKING:
@@ -20,15 +21,6 @@ if TYPE_CHECKING:
 PANELS = (("left", "lateral"), ("left", "medial"), ("right", "lateral"), ("right", "medial"))
 SURFACE_FIGSIZE = (12.0, 3.4)  # inches; at ``dpi`` the PNG is (340, 1200) pixels for dpi=100
 VOLUME_FIGSIZE = (10.0, 3.0)
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _vertices(values, where: str) -> np.ndarray:
@@ -42,7 +34,7 @@ def _vertices(values, where: str) -> np.ndarray:
 def _surface_png(values, path, title: str, dpi: int, plot, decorate, **kwargs) -> Path:
     """4 panels of a nilearn surface plot (``plot``) on the inflated fsaverage5; ``decorate(fig)`` adds the key."""
     mesh, sulc = _fsaverage5()
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=SURFACE_FIGSIZE, dpi=dpi, subplot_kw={"projection": "3d"})
     fig.subplots_adjust(left=0.0, right=0.88, bottom=0.0, top=0.86, wspace=0.0)
     fig.suptitle(title)
@@ -119,7 +111,7 @@ def draw_winner_map(winners: ArrayLike, names: list[str], path: str | Path, titl
     if found.size and (found.min() < 0 or found.max() >= len(names) or np.any(found != np.round(found))):
         raise ValueError(f"draw_winner_map: winners must be integers in 0..{len(names) - 1} (one per name in "
                          f"{names}) or NaN; got values from {found.min()} to {found.max()}.")
-    base = _plt().get_cmap("tab10" if len(names) <= 10 else "tab20")
+    base = pyplot().get_cmap("tab10" if len(names) <= 10 else "tab20")
     cmap = ListedColormap([base(i % base.N) for i in range(len(names))])
 
     def legend(fig):
@@ -134,7 +126,7 @@ def _volume_png(img, path, what: str, dpi: int, plot, **kwargs) -> Path:
     import nibabel as nib
 
     img, data, finite = _volume(img, what)
-    plt = _plt()
+    plt = pyplot()
     fig = plt.figure(figsize=VOLUME_FIGSIZE, dpi=dpi)
     plot(nib.Nifti1Image(np.where(finite, data, 0), img.affine), figure=fig, **kwargs)
     fig.savefig(path, dpi=dpi)
