@@ -228,3 +228,27 @@ def test_bids_volume_alignment_writes_r_maps(tmp_path):
     arrays = np.load(tmp_path / "out" / "alignment.npz")
     volume = np.asarray(nib.load(tmp_path / "out" / "brain_maps" / "r_map_sub-02.nii.gz").get_fdata())
     np.testing.assert_allclose(volume[mask.astype(bool)], arrays[f"sub-02/layer{summary['layer']}"], rtol=1e-5)
+
+
+def test_compare_draws_differences_where_the_block_test_rejects(tmp_path):
+    import nibabel as nib
+
+    from braintune.commands.alignment import compare
+    from braintune.data.formats import open_study
+
+    mask = write_bids_volumes(tmp_path / "bids")
+    base = [f"data.root={tmp_path / 'bids'}", "data.format=bids", f"data.bids.mask={tmp_path / 'bids' / 'mask.nii.gz'}",
+            "data.heldout_participants=[]", "alignment.cache_dir=null", "alignment.layers=[1]", "alignment.delays=[1,2]",
+            "alignment.efficiency_runs=[1]", "alignment.n_boot=64", "alignment.block_trs=4"]
+    runs = sorted(open_study(load_config(ROOT / "configs" / "demo.yaml", base).data).runs)
+    cfg = load_config(ROOT / "configs" / "demo.yaml", base + [f"data.test_runs=[{runs[-1]}]", f"out_dir={tmp_path / 'out'}",
+                                                               "alignment.models=[base,untrained:base]"])
+    summary = compare(cfg)
+    out = tmp_path / "out"
+    key = next(k for k in summary["tests"] if k.endswith(" - base"))
+    per_target = np.load(out / summary["tests"][key]["per_target"])
+    for p in ("sub-01", "sub-02"):
+        name = next(f for f in summary["brain_maps"][key][p]["files"] if f.endswith("_difference.nii.gz"))
+        volume = np.asarray(nib.load(out / name).get_fdata())[mask.astype(bool)]
+        expected = np.where(per_target[f"{p}/reject_max"], per_target[f"{p}/diff"], np.nan)  # oracle: the saved test
+        np.testing.assert_allclose(volume, expected, rtol=1e-5, atol=1e-6)

@@ -129,6 +129,9 @@ def compare(cfg: Config) -> dict:
         differences[key], tests[key] = pair.differences, pair.tests
         tests[key]["per_target"] = f"tests_{file_safe(name)}.npz"  # diff, p and rejections per target (max, BH)
         np.savez(out_dir / tests[key]["per_target"], **pair.arrays())
+        # tuned - reference r, shown only where the block sign-flip test rejects (max-statistic correction)
+        maps[key] = brain_maps(cfg, study, results[name], out_dir, f"diff_{file_safe(name)}", results[reference],
+                               {p: pair.reject(p) for p in pair.block_tests})
     eff_ref = "base" if "base" in curves else reference
     summary = {"models": models, "reference": reference, "recipe": cfg.alignment.recipe, "differences": differences,
                "tests": tests, "efficiency": efficiency_summary(curves, eff_ref), "test_runs": splits.test_runs,
