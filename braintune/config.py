@@ -177,6 +177,22 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     limit_train_batches: Optional[float] = None
     progress_bar: bool = True
+    # memory guard (training/memory.py): from a measured first step, halve data.batch_size and double
+    # accumulate_grad_batches (then turn on gradient checkpointing) until the peak fits; None: no guard
+    max_memory_gib: Optional[float] = None
+
+
+@dataclass
+class SpeedConfig:
+    """Training-throughput levers (issue 14, braintune/training/speed.py); each is exact or equal to float tolerance
+    (tests/test_speed.py), measured in benchmarks/RESULTS.md."""
+
+    cnn_cache: bool = True  # a frozen waveform CNN's frames from a per-run cache (spans start on its stride)
+    cnn_cache_gib: float = 16.0  # device memory the frame cache may hold; runs beyond it run the CNN per span
+    pos_conv: str = "auto"  # auto (fft when frozen, else conv) | fft | unfold | conv: wav2vec2's positional convolution
+    frozen_lowp: bool = True  # frozen Linear/Conv1d weights cast to the autocast dtype once, not every step
+    fused_adamw: bool = True  # torch's fused AdamW kernel where the parameters' device has one
+    batched_heads: bool = False  # per-participant heads as one matmul (measured: no faster, see RESULTS.md)
 
 
 @dataclass
@@ -273,6 +289,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     band: BandConfig = field(default_factory=BandConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
     attribution: AttributionConfig = field(default_factory=AttributionConfig)  # evaluate.py attribute
@@ -290,6 +307,7 @@ CHOICES = {
     "optim.schedule": ("linear", "cosine", "constant"),
     "optim.train_only": ("all", "heads", "new_heads"),
     "trainer.strategy": ("auto", "ddp", "fsdp"),
+    "speed.pos_conv": ("auto", "fft", "unfold", "conv"),
     "logger.kind": ("csv", "wandb", "tensorboard"),
     "alignment.cv": ("leave_runs_out", "bootstrap"),
     "alignment.extraction": ("bounded", "unbounded", "sliding"),

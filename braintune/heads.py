@@ -21,6 +21,7 @@ class ParticipantHeads(nn.Module):
     def __init__(self, in_features: int, n_targets: dict[str, int], kind: str = "per_participant", rank: int = 256, dropout: float = 0.0):
         super().__init__()
         self.kind, self.in_features, self.rank = kind, in_features, rank
+        self.batched = False  # per_participant: every present head in one matmul (``speed.batched_heads``)
         self.n_targets: dict[str, int] = {}
         self.dropout = nn.Dropout(dropout)
         if kind == "shared" and len(set(n_targets.values())) > 1:
@@ -53,4 +54,9 @@ class ParticipantHeads(nn.Module):
         z = self.trunk(self.dropout(features))
         if self.kind == "shared":
             z = self.shared(z)
-        return {p: self.maps[p](z) for p in (participants or self.participants)}
+        names = participants or self.participants
+        if self.batched and self.kind != "shared" and len(names) > 1:  # one (B·K, F) @ (F, Σ n_p) matmul, then split
+            maps = [self.maps[p] for p in names]
+            out = nn.functional.linear(z, torch.cat([m.weight for m in maps]), torch.cat([m.bias for m in maps]))
+            return dict(zip(names, out.split([m.out_features for m in maps], dim=-1)))
+        return {p: self.maps[p](z) for p in names}

@@ -10,6 +10,7 @@ Backbones from other packages register through the ``braintune.backbones`` entry
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from torch import nn
 
@@ -47,7 +48,8 @@ def build_backbone(cfg, data_cfg=None) -> nn.Module:
     """Backbone from a ``BackboneConfig``: weights, fine-tuning mode (full | lora | frozen), checkpointing, and its
     ``spec`` from the stimulus options of ``data_cfg`` (a ``DataConfig``)."""
     backbone = BACKBONES[cfg.arch](cfg)
-    backbone.spec = StimulusSpec.from_options(backbone.modalities, data_cfg)
+    backbone.spec = replace(StimulusSpec.from_options(backbone.modalities, data_cfg),  # spans start on the CNN's stride
+                            start_stride=int(getattr(backbone, "sample_stride", 1)))
     if cfg.gradient_checkpointing:
         (backbone if hasattr(backbone, "gradient_checkpointing_enable") else backbone.model).gradient_checkpointing_enable()
     lc = cfg.lora

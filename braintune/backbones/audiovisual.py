@@ -53,6 +53,11 @@ class AudioVideoBackbone(nn.Module):
         self.lora_targets: dict[str, list[str]] = {AUDIO: [], VIDEO: []}
 
     @property
+    def sample_stride(self) -> int:
+        """Samples between audio frames: spans start on a multiple of it (the audio CNN's frame cache)."""
+        return self.audio.sample_stride
+
+    @property
     def future_reach_s(self) -> float:
         """Seconds past a frame its state may depend on outside the block-causal attention: the audio encoder's
         declared reach, or the video clip holding the frame (VideoMAE attends jointly within each clip of
@@ -81,7 +86,8 @@ class AudioVideoBackbone(nn.Module):
 
     def forward(self, inputs: dict, layers: list[int] | None = None) -> torch.Tensor:
         """{AUDIO: (B, S), VIDEO: (B, F, H, W, 3) uint8, "video_fps": float} -> (B, L, T, D) at ``frame_rate``."""
-        audio_inputs = {AUDIO: inputs[AUDIO], "audio_run": inputs.get("audio_run"), "blocks": inputs.get("blocks")}
+        audio_inputs = {AUDIO: inputs[AUDIO], "audio_run": inputs.get("audio_run"), "blocks": inputs.get("blocks"),
+                        "start_s": inputs.get("start_s")}  # the start places a span's frames in the audio CNN's run cache
         a = self.proj_audio(self.audio(audio_inputs, [self.audio_layer])[:, 0])  # (B, T, W)
         v = self.proj_video(self.encode_video(inputs[VIDEO]))  # (B, Tv, W)
         video_rate = float(inputs["video_fps"]) / self.tubelet

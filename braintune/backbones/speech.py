@@ -8,10 +8,16 @@ future without attention are bounded or declared: the waveform normalisation and
 (``data.stimuli.run_audio_moments``, computed once per run; the GroupNorm's from the run's window moments in closed
 form: mean ``w·μ + b``, variance ``wᵀΣw``) instead of the span's; the positional convolution's reach (half its
 kernel) and the CNN's receptive field past a frame are declared in ``future_reach_s`` and added to the bound.
+
+Speed (issue 14), each exact to float tolerance (tests/test_speed.py): a frozen CNN builds no autograd graph (HF
+marks its input as requiring grad whenever the encoder's ``_requires_grad`` flag is up, which ``requires_grad_`` does
+not lower: the frozen CNN then ran a backward pass for nothing); spans that start on the CNN's stride take their CNN
+frames from a per-run cache (``backbones.frames``); the positional convolution is computed by FFT
+(``backbones.posconv``; ``use_pos_conv`` picks another method).
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import torch
@@ -29,8 +35,9 @@ from transformers import (
 )
 
 from ..data.modalities import AUDIO
-from ..data.stimuli import run_audio_moments
-from . import band
+from ..data.stimuli import load_audio, run_audio_moments
+from . import band, posconv
+from .frames import FrameCache, span_start_sample
 from .hub import config_from_overrides, load_pretrained
 
 WAVEFORM_MODELS = {
@@ -62,6 +69,7 @@ class WaveformBackbone(nn.Module):
         for k, s in zip(cfg.conv_kernel, cfg.conv_stride):
             reach, stride = reach + (k - 1) * stride, stride * s
         self.frame_rate = sample_rate / stride  # 50 Hz for the usual conv stack
+        self.sample_stride, self.receptive_field = stride, reach  # samples between frames, samples a frame reads
         self.hidden_size = cfg.hidden_size
         self.num_layers = cfg.num_hidden_layers + 1  # embeddings + every transformer layer
         pos_reach = (getattr(cfg, "num_conv_pos_embeddings", 0) // 2) / self.frame_rate  # the positional convolution
@@ -73,6 +81,21 @@ class WaveformBackbone(nn.Module):
             self.run_norm.__class__ = RunStatsGroupNorm  # same parameters and state-dict keys, statistics given
             self.run_norm.stats = None
         self.attention = band.install(model)
+        self.encoder = model.feature_extractor
+        self.encoder.forward = partial(_encoder_forward, self.encoder)  # serves cached frames when given
+        self.frame_cache: FrameCache | None = None
+        self.use_frame_cache(True)
+        self.pos_conv = getattr(model.encoder, "pos_conv_embed", None)
+        self.use_pos_conv("auto")
+
+    def use_frame_cache(self, on: bool, limit_gib: float = 16.0) -> None:
+        """Take a frozen CNN's frames of stride-aligned spans from a per-run cache (``backbones.frames``)."""
+        self.frame_cache = FrameCache(self.sample_stride, self.receptive_field, limit_gib) if on else None
+
+    def use_pos_conv(self, method: str) -> bool:
+        """Compute the positional convolution with ``method`` (``posconv.METHODS``); False when the model has none
+        that the method supports (it keeps its own)."""
+        return self.pos_conv is not None and posconv.install(self.pos_conv, method)
 
     def forward(self, inputs, layers: list[int] | None = None) -> torch.Tensor:
         """Waveform (B, S) -> (B, L, T, D) for the requested hidden-state indices (all when None)."""
@@ -86,14 +109,68 @@ class WaveformBackbone(nn.Module):
         n_frames = int(self.model._get_feat_extract_output_lengths(torch.tensor(audio.shape[-1])))
         band.set_band(self.attention, None if blocks is None else
                       band.FrameBand.from_blocks(blocks, self.frame_rate, n_frames, audio.device))
-        out = self.model(input_values=audio, output_hidden_states=True)
+        trains = any(p.requires_grad for p in self.encoder.parameters())
+        self.encoder._requires_grad = trains  # HF's flag: a frozen CNN's input needs no gradient
+        self.encoder._braintune_frames = None if trains else self._cached_frames(inputs, audio, moments, n_frames)
+        try:
+            out = self.model(input_values=audio, output_hidden_states=True)
+        finally:
+            self.encoder._braintune_frames = None
         states = out.hidden_states
         picked = range(len(states)) if layers is None else layers
         return torch.stack([states[i] for i in picked], dim=1)
 
+    def _cached_frames(self, inputs, audio: torch.Tensor, moments: list | None, n_frames: int) -> torch.Tensor | None:
+        """(B, C, T) CNN frames of the batch from the run cache, or None when a span cannot use it (no run
+        statistics, a start off the stride, no start time, the cache off or full)."""
+        starts = inputs.get("start_s") if isinstance(inputs, dict) else None
+        if self.frame_cache is None or moments is None or starts is None:
+            return None
+        i0 = [span_start_sample(float(s), self.sample_rate) for s in starts]
+        if any(i % self.sample_stride for i in i0):
+            return None
+        kind = audio.device.type
+        dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else self.first_conv.weight.dtype
+        tag = f"{self.sample_rate}Hz|norm={self.normalize}|{dtype}"
+        out = []
+        for b, (run, m) in enumerate(zip(inputs["audio_run"], moments)):
+            encode = partial(self._encode, [m])
+            wave = partial(self._run_wave, run, m, audio.device)
+            frames = self.frame_cache.run_frames(self.encoder, run, wave, encode, tag, dtype, audio.device)
+            if frames is None:
+                self.frame_cache.stats["spans_uncached"] += 1
+                return None
+            out.append(self.frame_cache.span_frames(i0[b], n_frames, frames, audio[b], encode))
+        return torch.stack(out)  # (B, C, T)
+
+    def _run_wave(self, run: str, moments, device) -> torch.Tensor:
+        """(S,) the whole run's samples on ``device``, normalised as its spans are."""
+        wave = torch.as_tensor(np.asarray(load_audio(run, self.sample_rate)), device=device)[None]
+        return _normalize(wave, [moments])[0] if self.normalize else wave[0]
+
+    def _encode(self, moments: list, audio: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """The CNN on normalised samples (1, S) of one run -> (1, C, n_frames), with that run's GroupNorm statistics."""
+        saved = self.run_norm.stats if self.run_norm is not None else None
+        if self.run_norm is not None:
+            self.run_norm.stats = _first_conv_stats(self.first_conv, moments, self.normalize)
+        try:
+            frames = type(self.encoder).forward(self.encoder, audio)
+        finally:
+            if self.run_norm is not None:
+                self.run_norm.stats = saved
+        if frames.shape[-1] != n_frames:
+            raise RuntimeError(f"the CNN gave {frames.shape[-1]} frames where {n_frames} were expected")
+        return frames
+
     def freeze_feature_encoder(self) -> None:
-        for p in self.model.feature_extractor.parameters():
+        for p in self.encoder.parameters():
             p.requires_grad = False
+
+
+def _encoder_forward(encoder: nn.Module, input_values: torch.Tensor) -> torch.Tensor:
+    """A CNN feature encoder's forward that returns ``encoder._braintune_frames`` (B, C, T) when the backbone set them."""
+    given = getattr(encoder, "_braintune_frames", None)
+    return type(encoder).forward(encoder, input_values) if given is None else given
 
 
 class RunStatsGroupNorm(nn.GroupNorm):

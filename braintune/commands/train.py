@@ -21,6 +21,7 @@ from ..pooling import TRPooling
 from ..training.callbacks import FrozenBackboneEval
 from ..training.checkpoints import resume_checkpoint, run_checkpoint
 from ..training.dashboard import Dashboard
+from ..training.memory import fit_memory
 from ..training.module import BrainTuner
 from ..training.setup import build_trainer, freeze_for, init_from_checkpoint
 from .common import alignment_settings, parse_args, run_command, write_summary
@@ -85,6 +86,8 @@ def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
     new = init_from_checkpoint(module, cfg.init_from) if cfg.init_from else None
     freeze_for(module, cfg.optim.train_only, new)
     resume = _check_run(cfg, module, out_dir)
+    # trainer.max_memory_gib: micro-batch / accumulation / checkpointing from one measured step, before any OOM
+    memory = fit_memory(cfg, module, dm, resolve_device(cfg.trainer.accelerator)) if cfg.trainer.max_memory_gib else None
 
     # measured once, by the first process (under DDP every process runs this function)
     measure = cfg.alignment.after_training and rank_zero_only.rank == 0
@@ -124,6 +127,8 @@ def train(cfg: Config, callbacks: list[Callback] = ()) -> dict:
             summary["alignment"]["heldout_participant"] = {"before": before["heldout"], "after": after["heldout"]}
     if new is not None:
         summary["new_participants"] = new
+    if memory is not None:
+        summary["memory"] = memory.summary()
     summary["seconds"] = round(time.time() - started, 1)
     if cfg.logger.kind == "wandb":
         import wandb

@@ -16,7 +16,8 @@ from ..errors import DataError
 from .dataset import SegmentDataset, collate_segments
 from .formats import open_study
 from .modalities import StimulusSpec
-from .responses import Responses, prepare_responses
+from .response_store import store_responses
+from .responses import Responses
 from .study import Study
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,11 @@ class SegmentDataModule(L.LightningDataModule):
         return SegmentDataset({r: self.study.runs[r] for r in runs}, self.responses.data, spec=self.spec,
                               full_segments=full_segments, **self.kw)
 
+    def sample_batch(self, batch_size: int) -> dict:
+        """The first ``batch_size`` training segments collated: what one training step of that size holds."""
+        dataset = self._dataset(self.splits.train_runs, full_segments=True)
+        return self.collate([dataset[i] for i in range(min(batch_size, len(dataset)))])
+
     def train_dataloader(self) -> DataLoader:
         dataset = self._dataset(self.splits.train_runs, full_segments=True)
         sampler = None
@@ -146,7 +152,9 @@ def build_datamodule(cfg, span) -> SegmentDataModule:
     study = open_study(cfg.data)
     splits = make_splits(study, cfg.data)
     _check_band(cfg, study, splits.train_runs + splits.val_runs)
-    responses = prepare_responses(study, splits.participants, splits.train_runs + splits.val_runs, cfg.data.zscore)
+    # one z-scored copy per node, read per batch (data/response_store.py), not one per process in RAM
+    responses = store_responses(study, splits.participants, splits.train_runs + splits.val_runs, cfg.data.zscore,
+                                cfg.data.cache_dir)
     log.info("participants %s (held out %s); %d train, %d val, %d test runs",
              splits.participants, splits.heldout, len(splits.train_runs), len(splits.val_runs), len(splits.test_runs))
     d = cfg.data

@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .modalities import WORDS, StimulusSpec, collate_stimulus, read_span
+from .modalities import AUDIO, WORDS, StimulusSpec, collate_stimulus, read_span
 from .study import Run
+from .timing import window_to_slice
 
 
 @dataclass(frozen=True)
@@ -48,26 +49,49 @@ class SegmentDataset(Dataset):
 
     def __init__(self, runs: dict[str, Run], responses: dict[tuple[str, str], np.ndarray], participants: list[str],
                  segment_trs: int, span: Callable[[float, float], tuple[float, float]], context_s: float,
-                 spec: StimulusSpec = StimulusSpec(), full_segments: bool = False):
+                 spec: StimulusSpec | None = None, full_segments: bool = False):
         self.runs, self.responses, self.participants = runs, responses, participants
-        self.span, self.context_s, self.spec = span, context_s, spec
-        missing = [name for name, run in runs.items() if WORDS in spec.modalities and run.words is None]
+        self.span, self.context_s, self.spec = span, context_s, spec or StimulusSpec()
+        missing = [name for name, run in runs.items() if WORDS in self.spec.modalities and run.words is None]
         if missing:
             raise DataError(f"runs {missing} have no word timings (TextGrid / transcript) but the text backbone needs them; "
                             "add the transcripts or leave these runs out")
         self.segments = [seg for name, run in runs.items() for seg in make_segments(name, run.timing.n_trs, segment_trs, full_segments)]
+        self.span_samples = self._longest_span() if AUDIO in self.spec.modalities and self.segments else None
+
+    def _bounds(self, seg: Segment) -> tuple[np.ndarray, float, float]:
+        """TR times of ``seg`` and the stimulus seconds ``[start, end)`` its windows and context need."""
+        times = self.runs[seg.run].timing.times()[seg.start : seg.stop]
+        start_s, end_s = self.span(times[0], times[-1])
+        return times, start_s - self.context_s, end_s
+
+    def _longest_span(self) -> int:
+        """Samples of every span: the longest segment's need, plus ``start_stride - 1`` for the start's rounding."""
+        need = max(np.subtract(*window_to_slice(*self._bounds(seg)[1:], self.spec.sample_rate)[::-1]) for seg in self.segments)
+        return int(need) + self.spec.start_stride - 1
+
+    def placed(self, start_s: float, end_s: float) -> tuple[float, float]:
+        """Where a span needing ``[start_s, end_s)`` is read: ``span_samples`` long, ending at or after ``end_s``,
+        starting at or before ``start_s`` on a multiple of ``spec.start_stride`` samples. Every span has one length
+        (one batch shape, nothing padded), and a waveform CNN's frames of it are frames of the whole run (its
+        stride divides the start), so a frozen CNN's output can be cached per run (``backbones.frames``). Pooling
+        and blocks use the TRs' true times from the placed start, so the windows are unchanged."""
+        sr, stride = self.spec.sample_rate, self.spec.start_stride
+        _, i1 = window_to_slice(start_s, end_s, sr)
+        i0 = (i1 - (self.span_samples - stride + 1)) // stride * stride
+        return i0 / sr, (i0 + self.span_samples) / sr
 
     def __len__(self) -> int:
         return len(self.segments)
 
     def __getitem__(self, i: int) -> dict:
         seg = self.segments[i]
-        run = self.runs[seg.run]
-        times = run.timing.times()[seg.start : seg.stop]
-        start_s, end_s = self.span(times[0], times[-1])
-        start_s -= self.context_s
-        targets = {p: self.responses[(p, seg.run)][seg.start : seg.stop] for p in self.participants if (p, seg.run) in self.responses}
-        item = read_span(run, start_s, end_s, self.spec)
+        times, start_s, end_s = self._bounds(seg)
+        if self.span_samples is not None:
+            start_s, end_s = self.placed(start_s, end_s)
+        targets = {p: np.array(self.responses[(p, seg.run)][seg.start : seg.stop]) for p in self.participants
+                   if (p, seg.run) in self.responses}  # a copy of the segment's rows (memory-mapped responses)
+        item = read_span(self.runs[seg.run], start_s, end_s, self.spec)
         return {**item, "tr_times": times, "targets": targets, "run": seg.run, "start": seg.start}
 
 

@@ -40,6 +40,7 @@ class StimulusSpec:
     video_fps: float = 8.0  # frames per second sampled inside a span
     frame_size: int = 224  # frames are resized to frame_size x frame_size
     context_words: int = 64  # words before a span given to a text backbone as context
+    start_stride: int = 1  # training spans start on a multiple of this many samples (a waveform CNN's stride)
 
     @classmethod
     def from_options(cls, modalities: tuple[str, ...], options=None) -> StimulusSpec:

@@ -44,7 +44,8 @@ def zscore(x: np.ndarray, dtype=np.float32) -> np.ndarray:
     return np.where(constant, 0.0, (x - mean) / np.where(constant, 1.0, std)).astype(dtype)
 
 
-def _load_checked(study: Study, participant: str, run: str) -> np.ndarray:
+def read_checked(study: Study, participant: str, run: str) -> np.ndarray:
+    """(n_trs, n_targets) of one (participant, run), refused when its row count differs from the run's TR clock."""
     source = study.sources[(participant, run)]
     data = source.read()
     expected = study.runs[run].timing.n_trs
@@ -56,33 +57,53 @@ def _load_checked(study: Study, participant: str, run: str) -> np.ndarray:
     return data
 
 
+def check_widths(study: Study, participant: str, runs: list[str], widths: dict[str, int] | None = None) -> list[str]:
+    """The runs of ``runs`` that ``participant`` has, refused when there are none or their target counts differ
+    (``widths``: run -> target count when already read, {} to check presence only; else the files' shapes)."""
+    have = [r for r in runs if (participant, r) in study.sources]
+    if not have:
+        raise DataError(f"participant '{participant}' has no responses for any of the runs {runs} under '{study.root}'")
+    if widths is None:
+        widths = {r: study.sources[(participant, r)].shape()[1] for r in have}
+    if len(set(widths.values())) > 1:
+        listing = ", ".join(f"{study.sources[(participant, r)].path}: {w}" for r, w in widths.items())
+        raise DataError(f"participant '{participant}' has different target counts across runs ({listing}); all runs must share "
+                        "one target space")
+    return have
+
+
+def excluded_targets(study: Study, participant: str, have: list[str], arrays=None) -> tuple[np.ndarray, dict, int]:
+    """(indices of the kept targets, {"nan": n, "constant": n}, target count): NaN or constant targets over every run
+    of ``have`` are excluded. ``arrays`` (run -> data) when already read; else each run is read in turn."""
+    nan = const = None
+    for r in have:
+        a = arrays[r] if arrays is not None else read_checked(study, participant, r)
+        if nan is None:
+            nan, const = np.zeros(a.shape[1], bool), np.zeros(a.shape[1], bool)
+        nan |= ~np.isfinite(a).all(axis=0)
+        const |= np.nanstd(a, axis=0) == 0
+    const &= ~nan
+    keep = np.flatnonzero(~(nan | const))
+    if keep.size == 0:
+        raise DataError(f"participant '{participant}': every target is NaN or constant in runs {have}; nothing to fit")
+    if nan.any() or const.any():
+        log.warning("%s: excluded %d NaN and %d constant targets of %d", participant, nan.sum(), const.sum(), len(nan))
+    return keep, {"nan": int(nan.sum()), "constant": int(const.sum())}, len(nan)
+
+
 def prepare_responses(study: Study, participants: list[str], runs: list[str], zscore_runs: bool = True) -> Responses:
-    """Load every (participant, run) pair that exists, validate it, drop NaN/constant targets, z-score per run."""
+    """Load every (participant, run) pair that exists, validate it, drop NaN/constant targets, z-score per run.
+
+    Every array stays in this process's memory; training reads a node-wide store instead (``response_store``).
+    """
     raw: dict[tuple[str, str], np.ndarray] = {}
     kept, n_original, excluded = {}, {}, {}
     for p in participants:
-        have = [r for r in runs if (p, r) in study.sources]
-        if not have:
-            raise DataError(f"participant '{p}' has no responses for any of the runs {runs} under '{study.root}'")
-        arrays = {r: _load_checked(study, p, r) for r in tqdm(have, desc=f"responses {p}", leave=False)}  # minutes on ds003020
-        widths = {r: a.shape[1] for r, a in arrays.items()}
-        if len(set(widths.values())) > 1:
-            listing = ", ".join(f"{study.sources[(p, r)].path}: {w}" for r, w in widths.items())
-            raise DataError(f"participant '{p}' has different target counts across runs ({listing}); all runs must share one target space")
-        width = next(iter(widths.values()))
-        nan = np.zeros(width, bool)
-        const = np.zeros(width, bool)
-        for a in arrays.values():
-            nan |= ~np.isfinite(a).all(axis=0)
-            const |= np.nanstd(a, axis=0) == 0
-        const &= ~nan
-        keep = np.flatnonzero(~(nan | const))
-        if keep.size == 0:
-            raise DataError(f"participant '{p}': every target is NaN or constant in runs {have}; nothing to fit")
-        excluded[p] = {"nan": int(nan.sum()), "constant": int(const.sum())}
-        if nan.any() or const.any():
-            log.warning("%s: excluded %d NaN and %d constant targets of %d", p, nan.sum(), const.sum(), width)
-        kept[p], n_original[p] = keep, width
+        have = check_widths(study, p, runs, {})  # refuses a participant with none of the runs
+        arrays = {r: read_checked(study, p, r) for r in tqdm(have, desc=f"responses {p}", leave=False)}  # minutes on ds003020
+        check_widths(study, p, have, {r: a.shape[1] for r, a in arrays.items()})
+        keep, excluded[p], n_original[p] = excluded_targets(study, p, have, arrays)
+        kept[p] = keep
         for r, a in arrays.items():
             a = a[:, keep]
             raw[(p, r)] = zscore(a) if zscore_runs else a.astype(np.float32)

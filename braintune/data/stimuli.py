@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
 from ..errors import StimulusError
 
@@ -76,6 +75,8 @@ def _decode_audio(path: Path, sample_rate: int) -> np.ndarray:
         wave = wave.mean(axis=1, keepdims=True)
     wave = wave[:, 0]
     if sr != sample_rate:
+        import torchaudio.functional as AF  # only when resampling: a 16 kHz dataset runs without torchaudio
+
         log.info("%s: resampled from %d Hz to %d Hz", path.name, sr, sample_rate)
         wave = AF.resample(torch.from_numpy(wave), sr, sample_rate).numpy()
     return np.ascontiguousarray(wave, dtype=np.float32)

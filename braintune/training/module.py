@@ -20,6 +20,7 @@ from ..heads import ParticipantHeads
 from ..losses import build_loss
 from ..models import checkpoint_record, identity_mismatches, model_identity
 from ..pooling import TRPooling
+from .speed import apply_speed, build_optimizer
 
 
 class BrainTuner(L.LightningModule):
@@ -34,6 +35,8 @@ class BrainTuner(L.LightningModule):
         self.pooling = TRPooling(p.window_s, p.lag_s, p.n_windows, p.combine)
         h = cfg.head
         self.heads = ParticipantHeads(self.pooling.out_features(self.backbone.hidden_size), dict(n_targets), h.kind, h.rank, h.dropout)
+        self.speed_cfg = cfg.speed
+        self.speed = apply_speed(self.backbone, self.heads, cfg.speed)  # issue 14's throughput levers (training/speed.py)
         self.loss_fn = build_loss(cfg.loss.name, cfg.loss.pearson_weight)
         self.val_r = nn.ModuleDict({p: PearsonCorrCoef(num_outputs=n) for p, n in n_targets.items()})
         self.seed = cfg.trainer.seed
@@ -132,11 +135,28 @@ class BrainTuner(L.LightningModule):
             {"params": [q for q in self.backbone.parameters() if q.requires_grad], "lr": o.backbone_lr},
             {"params": [q for q in self.heads.parameters() if q.requires_grad], "lr": o.head_lr},
         ]
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=o.weight_decay)
+        optimizer = build_optimizer([g for g in groups if g["params"]], o.weight_decay, self._fused_adamw())
         total = max(int(self.trainer.estimated_stepping_batches), 1)  # real optimizer steps, not stories
         schedule = lr_lambda(total, o.warmup_fraction, o.schedule)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+    def _fused_adamw(self) -> bool:
+        """``speed.fused_adamw``, except where the precision plugin scales gradients (fp16) or FSDP shards them."""
+        t = self._trainer
+        scaled = t is not None and str(t.precision).startswith("16")
+        sharded = t is not None and "FSDP" in type(t.strategy).__name__
+        return self.speed_cfg.fused_adamw and not scaled and not sharded
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # Lightning's mixed-precision plugin refuses to clip for an optimizer that unscales its own gradients (fused
+        # AdamW); bf16 and fp32 never scale them, so the norm is clipped here as the plugin would.
+        if optimizer.defaults.get("fused") and gradient_clip_val and gradient_clip_algorithm in (None, "norm"):
+            params = [q for g in optimizer.param_groups for q in g["params"] if q.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
 
 def lr_lambda(total_steps: int, warmup_fraction: float, schedule: str):
