@@ -154,6 +154,27 @@ def test_auto_takes_fft_when_frozen_and_the_convolution_when_training():
     assert torch.equal(outs["auto"][1], outs["fft"][1]) and not torch.equal(outs["auto"][1], outs["conv"][1])
 
 
+def test_a_trained_weight_is_never_served_from_the_memo_after_a_fused_step():
+    """Validation runs under no_grad while the weight trains; fused AdamW updates it in place without bumping its
+    version counter, so a memo keyed on versions would keep serving the old weight's transform."""
+    torch.manual_seed(0)
+    module = Wav2Vec2PositionalConvEmbedding(Wav2Vec2Config(hidden_size=32, num_conv_pos_embeddings=16,
+                                                            num_conv_pos_embedding_groups=4))
+    x = torch.randn(2, 70, 32)
+    posconv.install(module, "fft")
+    with torch.no_grad():
+        before = module(x)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=0.1, fused=True)
+    module(x).square().sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = module(x)
+        posconv.install(module, "conv")
+        fresh = module(x)
+    assert not torch.allclose(after, before)
+    torch.testing.assert_close(after, fresh, rtol=1e-5, atol=1e-5)
+
+
 def test_frozen_weights_cast_once_are_bit_identical_under_autocast():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Conv1d(8, 8, 3), torch.nn.Linear(30, 4))
