@@ -87,3 +87,11 @@ def test_every_shipped_config_loads(path):
     cfg = load_config(path)
     assert isinstance(cfg, Config)
     assert cfg.out_dir
+
+
+def test_speed_and_memory_keys_are_checked_up_front():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["trainer.max_memory_gib=0", "speed.cnn_cache_gib=-1", "speed.pos_conv=fast"])
+    msg = str(err.value)
+    assert "'trainer.max_memory_gib' is 0.0" in msg and "'speed.cnn_cache_gib' is -1.0" in msg
+    assert "'speed.pos_conv' is 'fast'" in msg and "unfold" in msg
