@@ -84,3 +84,18 @@ def test_changed_inputs_get_a_new_entry(tmp_path):
     assert not np.allclose(a.data[("UTS01", "beta")][:], b.data[("UTS01", "beta")][:])
     with pytest.raises(IndexError):
         a.data[("UTS01", "beta")][25]
+
+
+def test_a_store_that_does_not_fit_is_refused_before_writing(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from braintune.errors import DataError
+
+    study = _study(tmp_path / "data")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
+    with pytest.raises(DataError, match="data.cache_dir") as err:
+        store_responses(study, ["UTS01", "UTS02"], ["alpha", "beta"], cache_dir=tmp_path / "cache")
+    assert str(tmp_path / "cache") in str(err.value)
+    assert not [p for p in (tmp_path / "cache" / "responses").iterdir() if p.is_dir()]  # nothing half-written

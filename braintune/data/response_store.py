@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from ..provenance import CODE_VERSION, digest, file_identity
 from .responses import Responses, check_widths, excluded_targets, read_checked, zscore
 from .study import Study
@@ -115,6 +116,7 @@ def store_responses(study: Study, participants: list[str], runs: list[str], zsco
         try:
             if not (entry / "meta.json").is_file():
                 _sweep(root)
+                _check_room(study, participants, runs, root)
                 _write_store(study, participants, runs, zscore_runs, entry)
             os.utime(entry / "meta.json")  # in use: not stale
         finally:
@@ -126,6 +128,17 @@ def store_responses(study: Study, participants: list[str], runs: list[str], zsco
     log.info("responses of %s: %s (%.2f GB on disk, read per batch)", participants, entry,
              sum(len(k) * sum(n for _, n in meta["rows"][p].values()) for p, k in kept.items()) * 4 / 1e9)
     return Responses(data, kept, meta["n_original"], meta["excluded"])
+
+
+def _check_room(study: Study, participants: list[str], runs: list[str], root: Path) -> None:
+    """Refuse, before writing, a store larger than the free space under ``root`` (its upper bound: every target)."""
+    need = 4 * sum(int(np.prod(study.sources[(p, r)].shape())) for p in participants for r in runs
+                   if (p, r) in study.sources)
+    free = shutil.disk_usage(root).free
+    if need > free:
+        raise DataError(f"the z-scored responses need up to {need / 1e9:.2f} GB under '{root}' but only "
+                        f"{free / 1e9:.2f} GB are free there; set data.cache_dir (or $BRAINTUNE_NODE_DIR) to a "
+                        "node-local disk with room")
 
 
 def _write_store(study: Study, participants: list[str], runs: list[str], zscore_runs: bool, entry: Path) -> None:
