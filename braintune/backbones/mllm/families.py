@@ -40,7 +40,8 @@ class MLLMFamily:
 
     model_cls, config_cls, processor_cls : the transformers classes (generation head included).
     modalities : what the family reads by default; ``accepts`` : every modality it can read.
-    media : placeholder text per modality for ``chat`` (the processor expands it to the media tokens).
+    media : the marker text standing for each modality in ``chat`` (e.g. "<video>"; the processor expands it to the media
+        tokens).
     chat : (media, text, system) -> prompt, the model card's format when the processor has no chat template.
     video_arg : the processor keyword that takes videos ("videos", or "images" for InstructBLIPVideo).
     num_frames : frames a clip is resampled to (uniformly) by default; None keeps the clip's frames.
