@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..evaluation.plots import pyplot
+from ..evaluation.plots import pyplot, save_figure
 
 
 def plot_iou(groups: dict[str, dict], path: Path) -> Path:
@@ -20,10 +20,7 @@ def plot_iou(groups: dict[str, dict], path: Path) -> Path:
     ax.set(xlabel="threshold t (% of |attribution|)", ylabel="IoU of BA and NWP important words", ylim=(0, 1),
            title="Which words matter: brain alignment vs next-word prediction")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_spread(groups: dict[str, dict], path: Path) -> Path:
@@ -43,10 +40,7 @@ def plot_spread(groups: dict[str, dict], path: Path) -> Path:
     ax.set(ylabel="spread AUC (words)", title="Attribution spread by layer (*: BH-significant)",
            ylim=(0, 1.3 * max(ba + nwp)))
     ax.legend(fontsize=8, loc="upper left", ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_profiles(groups: dict[str, dict], path: Path) -> Path:
@@ -63,7 +57,4 @@ def plot_profiles(groups: dict[str, dict], path: Path) -> Path:
         ax.plot(centers, first["nwp"][t], "k^-", ms=3, label="NWP")
         ax.set(xscale="symlog", xlabel="distance (words back)", ylabel="share important", title=f"t = {t} %")
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

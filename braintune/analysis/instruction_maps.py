@@ -24,7 +24,7 @@ from ..evaluation.brainmaps import (
     to_fsaverage5,
     volume_to_fsaverage5,
 )
-from ..evaluation.plots import pyplot
+from ..evaluation.plots import pyplot, save_figure
 from .instructions import WinnerMap
 from .model_classes import save_maps
 
@@ -78,10 +78,7 @@ def share_plot(shares: dict[str, dict[str, float]], path: Path, title: str) -> P
     ax.set_ylabel("% of mapped targets")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def write_wta_maps(maps: dict[str, WinnerMap], shares: dict[str, dict], out_dir: str | Path, space: TargetSpace | None,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.plots import pyplot
+from ..evaluation.plots import pyplot, save_figure
 
 
 def _series(by_layer: dict) -> tuple[list[int], np.ndarray]:
@@ -36,10 +36,7 @@ def plot_removal(properties: dict, path: Path, region: str = "all") -> Path:
         bottom.set_ylabel("probe accuracy")
     axes[0, 0].legend(fontsize=8)
     axes[1, 0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_removal_correlation(properties: dict, path: Path) -> Path:
@@ -57,10 +54,7 @@ def plot_removal_correlation(properties: dict, path: Path) -> Path:
     ax.set_yticks(range(len(names)), names)
     ax.set_title("r across layers: probe drop vs alignment drop", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_similarity(measures: dict, path: Path, region: str = "all") -> Path:
@@ -82,7 +76,4 @@ def plot_similarity(measures: dict, path: Path, region: str = "all") -> Path:
         ax.set_title(f"{name} ({'higher' if m['higher_is_similar'] else 'lower'} = more similar)", fontsize=9)
         ax.set_xlabel("layer")
     axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

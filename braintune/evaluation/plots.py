@@ -22,6 +22,14 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Lay ``fig`` out tightly, write it to ``path`` at ``dpi`` and close it; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def plot_layers(models: dict[str, dict], path: Path) -> Path:
     """``models``: {name: alignment summary} -> mean r per layer, one line per model."""
     plt = pyplot()
@@ -39,10 +47,7 @@ def plot_layers(models: dict[str, dict], path: Path) -> Path:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="hidden state (layer)", ylabel="mean test r", title="Alignment by layer")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_regions(models: dict[str, dict], path: Path) -> Path | None:
@@ -60,10 +65,7 @@ def plot_regions(models: dict[str, dict], path: Path) -> Path | None:
     ax.set_xticks(np.arange(len(regions)) + width * (len(with_regions) - 1) / 2, regions)
     ax.set(ylabel="mean test r", title="Alignment by region")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_efficiency(efficiency: dict, path: Path) -> Path:
@@ -81,7 +83,4 @@ def plot_efficiency(efficiency: dict, path: Path) -> Path:
     ax.set(xlabel="training runs seen by the encoding model", ylabel="mean test r",
            title="Data efficiency (held-out participants)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
