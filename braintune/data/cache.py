@@ -45,7 +45,8 @@ def _sha1(data) -> bytes:
     return hashlib.sha1(data).digest()
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is running (another user's live process counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -61,9 +62,9 @@ def _orphaned(tmp: Path, now: float) -> bool:
         return True
     parts = tmp.name.split(".")
     if tmp.name.endswith(".tmp") and len(parts) >= 6:  # ".{name}.{host}.{pid}.{random}.tmp"
-        return parts[-4] == HOST and parts[-3].isdigit() and not _alive(int(parts[-3]))
+        return parts[-4] == HOST and parts[-3].isdigit() and not pid_alive(int(parts[-3]))
     if tmp.name.endswith(".tmp.npy") and len(parts) >= 6:  # ".{stem}.{pid}.{random}.tmp.npy", written before 0.3
-        return parts[-4].isdigit() and not _alive(int(parts[-4]))
+        return parts[-4].isdigit() and not pid_alive(int(parts[-4]))
     return False
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..provenance import CODE_VERSION, digest, file_identity
+from .cache import pid_alive
 from .responses import Responses, check_widths, excluded_targets, read_checked, zscore
 from .study import Study
 
@@ -171,16 +172,7 @@ def _sweep(root: Path) -> None:
     for path in root.iterdir():
         meta = path / "meta.json"
         stale = meta.is_file() and now - meta.stat().st_mtime > STALE_DAYS * 86400
-        orphan = path.name.endswith(".tmp") and not _alive(path.name.split(".")[-2])
+        pid = path.name.split(".")[-2] if path.name.endswith(".tmp") else None  # ".{key}.{pid}.tmp"
+        orphan = pid is not None and not (pid.isdigit() and pid_alive(int(pid)))
         if path.is_dir() and (stale or orphan):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
