@@ -73,7 +73,7 @@ def measure_model(cfg: Config, study: Study, splits: Splits, model: Model) -> tu
     summary.update(model=model.entry, checkpoint=cfg.checkpoint, backbone=model.config.backbone.name,
                    recipe=cfg.alignment.recipe)
     if cache is not None:
-        summary["feature_cache"] = {"dir": str(cache.dir), "hits": cache.hits, "misses": cache.misses}
+        summary["feature_cache"] = cache.summary()
     return result, summary
 
 

@@ -43,6 +43,6 @@ def features(cfg: Config) -> dict:
                "extraction": settings.extraction.record(model.backbone, next(iter(tr.values()))),
                "n_rows": {name: run.timing.n_trs for name, run in runs.items()}}
     if cache is not None:
-        summary["feature_cache"] = {"dir": str(cache.dir), "hits": cache.hits, "misses": cache.misses}
+        summary["feature_cache"] = cache.summary()
     write_summary(summary, out_dir, study)
     return summary

@@ -29,19 +29,20 @@ class FeatureCache:
         self.hits = 0
         self.misses = 0
 
-    def _key(self, run: Run, settings: dict) -> str:
+    def _entry(self, run: Run, settings: dict) -> tuple[Path, str]:
+        """The entry's file and the key its trailer carries (``data.cache.write_entry``)."""
         ident = {"run": run.name, "stimulus": file_identity(run.stimulus),
                  "words": file_identity(run.words) if run.words else None,
                  "timing": [run.timing.tr, run.timing.n_trs, run.timing.first_tr_s], "code": CODE_VERSION, **settings}
-        return digest(ident)
+        key = digest(ident)
+        return self.dir / f"{run.name}-{key}.npy", f"{self.dir.name}/{key}"
 
     def path(self, run: Run, settings: dict) -> Path:
-        return self.dir / f"{run.name}-{self._key(run, settings)}.npy"
+        return self._entry(run, settings)[0]
 
     def load(self, run: Run, settings: dict) -> np.ndarray | None:
         """The run's cached features, or None (a miss) when absent, truncated, foreign or corrupt."""
-        key = self._key(run, settings)
-        features = read_entry(self.dir / f"{run.name}-{key}.npy", f"{self.dir.name}/{key}")
+        features = read_entry(*self._entry(run, settings))
         if features is None:
             self.misses += 1
         else:
@@ -49,5 +50,9 @@ class FeatureCache:
         return features
 
     def save(self, run: Run, settings: dict, features: np.ndarray) -> None:
-        key = self._key(run, settings)
-        write_entry(self.dir / f"{run.name}-{key}.npy", features, f"{self.dir.name}/{key}")
+        path, key = self._entry(run, settings)
+        write_entry(path, features, key)
+
+    def summary(self) -> dict:
+        """What summary.json records of the cache: its directory and the look-ups so far."""
+        return {"dir": str(self.dir), "hits": self.hits, "misses": self.misses}
