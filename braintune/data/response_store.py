@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import DataError
 from ..provenance import CODE_VERSION, digest, file_identity
 from .cache import pid_alive
-from .responses import Responses, check_widths, excluded_targets, read_checked, zscore
+from .responses import Responses, check_widths, excluded_targets, kept_targets, read_checked
 from .study import Study
 
 log = logging.getLogger(__name__)
@@ -154,8 +154,8 @@ def _write_store(study: Study, participants: list[str], runs: list[str], zscore_
         offsets, first = {}, 0
         with open(tmp / f"{p}.f32", "wb") as f:
             for r in have:
-                a = read_checked(study, p, r)[:, keep]
-                f.write(np.ascontiguousarray(zscore(a) if zscore_runs else a.astype(np.float32)).tobytes())
+                a = kept_targets(read_checked(study, p, r), keep, zscore_runs)
+                f.write(np.ascontiguousarray(a).tobytes())
                 offsets[r], first = (first, len(a)), first + len(a)
             f.flush()
             os.fsync(f.fileno())

@@ -91,6 +91,12 @@ def excluded_targets(study: Study, participant: str, have: list[str], arrays=Non
     return keep, {"nan": int(nan.sum()), "constant": int(const.sum())}, len(nan)
 
 
+def kept_targets(a: np.ndarray, keep: np.ndarray, zscore_runs: bool) -> np.ndarray:
+    """One run's (n_trs, n_targets) -> its kept targets (n_trs, len(keep)) float32, z-scored when ``zscore_runs``."""
+    a = a[:, keep]
+    return zscore(a) if zscore_runs else a.astype(np.float32)
+
+
 def prepare_responses(study: Study, participants: list[str], runs: list[str], zscore_runs: bool = True) -> Responses:
     """Load every (participant, run) pair that exists, validate it, drop NaN/constant targets, z-score per run.
 
@@ -105,8 +111,7 @@ def prepare_responses(study: Study, participants: list[str], runs: list[str], zs
         keep, excluded[p], n_original[p] = excluded_targets(study, p, have, arrays)
         kept[p] = keep
         for r, a in arrays.items():
-            a = a[:, keep]
-            raw[(p, r)] = zscore(a) if zscore_runs else a.astype(np.float32)
+            raw[(p, r)] = kept_targets(a, keep, zscore_runs)
     return Responses(raw, kept, n_original, excluded)
 
 
