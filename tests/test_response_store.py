@@ -99,3 +99,22 @@ def test_a_store_that_does_not_fit_is_refused_before_writing(tmp_path, monkeypat
         store_responses(study, ["UTS01", "UTS02"], ["alpha", "beta"], cache_dir=tmp_path / "cache")
     assert str(tmp_path / "cache") in str(err.value)
     assert not [p for p in (tmp_path / "cache" / "responses").iterdir() if p.is_dir()]  # nothing half-written
+
+
+def test_the_sweep_removes_dead_writers_and_stale_entries_only(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its PID names no live process
+    root = tmp_path / "responses"
+    for name in (f".k1.{dead.pid}.tmp", f".k2.{os.getpid()}.tmp", ".k3.notapid.tmp", "fresh", "stale"):
+        (root / name).mkdir(parents=True)
+    for name in ("fresh", "stale"):
+        (root / name / "meta.json").write_text("{}")
+    old = time.time() - (response_store.STALE_DAYS + 1) * 86400
+    os.utime(root / "stale" / "meta.json", (old, old))
+    response_store._sweep(root)
+    assert sorted(p.name for p in root.iterdir()) == [f".k2.{os.getpid()}.tmp", "fresh"]
