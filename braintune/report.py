@@ -19,8 +19,6 @@ import shlex
 import sys
 from pathlib import Path
 
-from .evaluation.plots import pyplot
-
 SECTIONS = ("Configuration", "Training curves", "Alignment", "Brain maps and figures", "Downstream results", "Commands")
 CURVES = ("train/loss", "val/loss", "val/pearson")
 STYLE = ("body{font-family:sans-serif;max-width:1250px;margin:2em auto;padding:0 1em;color:#222}"
@@ -112,6 +110,8 @@ def curves_section(metrics: dict) -> str:
     shown = [k for k in CURVES if k in metrics]
     if not shown:
         return _empty(f"no training curves: no {', '.join(CURVES)} in logs/version_*/metrics.csv")
+    from .evaluation.plots import pyplot  # here, not at import: the report's other sections need no scipy
+
     plt = pyplot()
 
     fig, (loss_ax, r_ax) = plt.subplots(1, 2, figsize=(10, 3.2))
