@@ -40,8 +40,9 @@ def downstream(cfg: Config) -> dict:
     dc, out_dir = cfg.downstream, Path(cfg.out_dir)
     save_config(cfg, out_dir / "config.yaml")
     names = task_names(dc)
-    tasks = read_tasks(names, task_roots(dc, names), dc.max_items, dc.seed, dc.synthetic, dc.allow_outside_root)
-    episodes = EpisodeCheck(cfg, tasks, task_roots(dc, names))  # MUStARD clips from episodes a model was tuned on
+    roots = task_roots(dc, names)
+    tasks = read_tasks(names, roots, dc.max_items, dc.seed, dc.synthetic, dc.allow_outside_root)
+    episodes = EpisodeCheck(cfg, tasks, roots)  # MUStARD clips from episodes a model was tuned on
     entries = [checkpoint_entry(cfg), *dc.compare]
     device = resolve_device(cfg.trainer.accelerator)
     feats: dict[str, dict[str, np.ndarray]] = {n: {} for n in tasks}
