@@ -92,6 +92,11 @@ def training_runs(entry: str, own: Config) -> tuple[list[str] | None, list[str]]
     raise ConfigError(f"init_from chain longer than {MAX_INIT_CHAIN} checkpoints from '{entry}'; is it a loop?")
 
 
+def _tested(item) -> bool:
+    """A task item that some probe is scored on: the test split, or a cross-validation fold."""
+    return item.split == "test" or item.split.startswith("fold")
+
+
 class EpisodeCheck:
     """Collects the measured models' tuned Friends episodes (``add``, right after each model is loaded, before any of
     its features) and, once the check is on, splits every MUStARD task's test clips by episode (matching runs once).
@@ -125,7 +130,7 @@ class EpisodeCheck:
         episodes = ct.seen_episodes(runs or [])
         self.tuned |= episodes
         self.record[name] = {"n_runs": None if runs is None else len(runs), "n_friends_episodes": len(episodes),
-                                   "source": sources}
+                             "source": sources}
         self.roots.append(model.config.data.root)
         if not self.splits and (self.mode or self.tuned):
             self.splits = {n: self._split(n, d) for n, d in self.tasks.items()}
@@ -138,7 +143,7 @@ class EpisodeCheck:
                             f"{[str(Path(r) / 'stimuli/transcripts/friends') for r in roots]} and no "
                             "downstream.episode_table is set; give the Algonauts 2025 root (data.root=DIR), a "
                             "clip_id<TAB>episode table, or set downstream.exclude_seen_episodes=false")
-        tested = [it.id for it in data.items if it.split == "test" or it.split.startswith("fold")]
+        tested = [it.id for it in data.items if _tested(it)]
         clips = ct.friends_clips(self.task_roots[task], tested)
         return ct.split_by_episode(clips, self.tuned, transcripts, self.table, str(self.cfg.downstream.episode_table))
 
@@ -154,7 +159,7 @@ class EpisodeCheck:
         split.tuned = set(self.tuned)  # every model's episodes, also those loaded after the matching
         friends = set(split.matches)
         other = {it.id for it in self.tasks[task].items  # test clips of other shows: never in Friends tuning
-                 if (it.split == "test" or it.split.startswith("fold")) and it.id not in friends}
+                 if _tested(it) and it.id not in friends}
         groups = {"seen": split.ids("seen"), "unseen": split.ids("unseen") | other, "unknown": split.ids("unknown")}
         why = "on (downstream.exclude_seen_episodes=true)" if self.mode else "on: a measured model was tuned on Friends"
         return groups, {"checked": True, "why": why, "training_runs": self.record, "n_other_show": len(other),
