@@ -71,11 +71,12 @@ class _Targets:
             return paint_parcels(values, self.space.image, ids[self.index])
         return None
 
-    def vertices(self, values: np.ndarray) -> np.ndarray | None:
-        """(n_kept,) -> (20484,) fsaverage5 values (NaN where none), or None for pycortex targets."""
+    def vertices(self, values: np.ndarray, image=None) -> np.ndarray | None:
+        """(n_kept,) -> (20484,) fsaverage5 values (NaN where none), or None for pycortex targets; ``image``:
+        ``self.image(values)`` when the caller has painted it already."""
         if self.space.kind == "surface":
             return to_fsaverage5(paint_vertices(values, self.index, self.n_total))
-        image = self.image(values)
+        image = self.image(values) if image is None else image
         return None if image is None else volume_to_fsaverage5(image)
 
 
@@ -86,10 +87,9 @@ def _n_file_targets(study: Study, participant: str) -> int:
     return int(source.shape()[1])
 
 
-def _data_file(t: _Targets, m: _Map, out_dir: Path) -> list[Path]:
+def _data_file(t: _Targets, m: _Map, image, out_dir: Path) -> list[Path]:
     import nibabel as nib
 
-    image = t.image(m.values)
     if image is not None:
         nib.save(image, out_dir / f"{m.stem}.nii.gz")
         return [out_dir / f"{m.stem}.nii.gz"]
@@ -103,8 +103,8 @@ def _data_file(t: _Targets, m: _Map, out_dir: Path) -> list[Path]:
     return [out_dir / f"{m.stem}.npz"]
 
 
-def _surface_picture(t: _Targets, m: _Map, path: Path) -> Path | str:
-    shown = t.vertices(m.values)
+def _surface_picture(t: _Targets, m: _Map, image, path: Path) -> Path | str:
+    shown = t.vertices(m.values, image)
     if not np.isfinite(shown).any():
         return (f"{path.name}: no target lands on the fsaverage5 surface (is '{t.space.image}' in MNI space?); "
                 "see the glass brain")
@@ -116,13 +116,13 @@ def _surface_picture(t: _Targets, m: _Map, path: Path) -> Path | str:
     return draw.draw_r_map(shown, path, title=m.title)
 
 
-def _pictures(t: _Targets, m: _Map, out_dir: Path) -> list[Path | str]:
-    """Every picture of one map: a PNG path, or a sentence saying why a picture is missing."""
+def _pictures(t: _Targets, m: _Map, image, out_dir: Path) -> list[Path | str]:
+    """Every picture of one map (``image``: ``t.image(m.values)``): a PNG path, or a sentence saying why a picture
+    is missing."""
     if t.space.kind == "pycortex":
         full = paint_vertices(m.values, t.index, t.n_total)
         return [draw.draw_flatmap(full, t.space.subject, t.space.image.parent.parent, out_dir / f"{m.stem}_flatmap.png")]
-    out = [_surface_picture(t, m, out_dir / f"{m.stem}_surface.png")]
-    image = t.image(m.values)
+    out = [_surface_picture(t, m, image, out_dir / f"{m.stem}_surface.png")]
     if image is None:  # surface data: no volume to draw
         return out
     out.append(draw.draw_glass_brain(image, out_dir / f"{m.stem}_glass.png", m.title, symmetric=m.kind != "normalized"))
@@ -191,8 +191,9 @@ def write_brain_maps(result: AlignmentResult, study: Study, spaces: dict[str, Ta
             t = _Targets(spaces[p], study_columns(study, p)[res.kept], _n_file_targets(study, p))
             try:
                 for m in _maps(p, res, result, prefix, base, (significant or {}).get(p)):
-                    files += _data_file(t, m, out_dir)
-                    for item in _pictures(t, m, out_dir):
+                    image = t.image(m.values)  # painted once: the data file, the surface and the volume pictures
+                    files += _data_file(t, m, image, out_dir)
+                    for item in _pictures(t, m, image, out_dir):
                         (files if isinstance(item, Path) else notes).append(item)
             except ValueError as err:  # a space that does not fit the data: said in the summary, the command goes on
                 notes.append(f"no brain map for {p}: {err}")
