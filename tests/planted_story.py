@@ -12,6 +12,7 @@ a haemodynamic response, plus noise; "subjnum" never enters the responses. Timin
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -29,6 +30,22 @@ TENSE = {1: ("yesterday", "then"), 0: ("today", "now")}  # planted: past (1) / p
 NUMBER = {1: "together", 0: "alone"}  # not planted
 VOCAB = NEUTRAL + [w for pair in TENSE.values() for w in pair] + list(NUMBER.values())
 SR = 8000
+
+
+@contextmanager
+def one_thread():
+    """One torch / BLAS thread: tiny matrices run as fast on a free machine and far faster on a shared one, at a
+    predictable cost that never fights the other tests (the test modules' autouse fixtures)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def write_textgrid(path: Path, words: list, seconds: float) -> None:

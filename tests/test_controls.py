@@ -9,8 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from planted_story import VOCAB, sentences, write_planted_story
-from threadpoolctl import threadpool_limits
+from planted_story import VOCAB, one_thread, sentences, write_planted_story
 
 from braintune.analysis import corpora
 from braintune.config import load_config
@@ -27,13 +26,9 @@ WAV2VEC2 = ["backbone.arch=wav2vec2", "backbone.finetune=frozen", "trainer.accel
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices: one BLAS / torch thread is as fast on a free machine and far faster on a shared one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
+def single_thread():
+    with one_thread():
         yield
-    torch.set_num_threads(n)
 
 
 def _params(model) -> dict[str, torch.Tensor]:

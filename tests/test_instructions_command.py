@@ -12,6 +12,8 @@ import torch
 
 pytest.importorskip("torchvision", reason="transformers' video processors need torchvision")
 
+from planted_story import one_thread  # noqa: E402
+
 from braintune.analysis.instruction_data import BrainData, brain_data, study_ceiling  # noqa: E402
 from braintune.analysis.instruction_settings import resolve_instructions  # noqa: E402
 from braintune.backbones import build_backbone  # noqa: E402
@@ -41,15 +43,9 @@ N_PER_INSTRUCTION, N_PER_LAYER, PLANTED_LAYERS = 6, 3, (1, 2)  # 3 x 6 + 2 x 3 =
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread for torch and BLAS: the tiny models' cost is predictable and never fights the other tests."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
+def single_thread():
+    with one_thread():
         yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

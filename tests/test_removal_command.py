@@ -14,22 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from planted_story import write_context_model, write_planted_story
-from threadpoolctl import threadpool_limits
+from planted_story import one_thread, write_context_model, write_planted_story
 
 from braintune.config import load_config
 from braintune.errors import ConfigError
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices: one BLAS / torch thread is as fast on a free machine and far faster on a shared one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
+def single_thread():
+    with one_thread():
         yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
