@@ -149,3 +149,15 @@ def test_blocks_longer_than_a_test_run_are_an_error_in_the_summary_not_a_crash()
     assert pair.block_tests == {} and "ci" in pair.differences["headline"]["participants"]["UTS02"]
     with pytest.raises(ValueError, match="correction='fdr'"):
         compare_pair(a, b, block_trs=20, n_boot=20, correction="fdr")
+
+
+def test_mean_sem_ignores_nan_as_the_explicit_formula_does():
+    """stats.mean_sem (scipy's sem, NaN omitted) against nanmean and nanstd(ddof=1) / sqrt(finite count)."""
+    from braintune.evaluation.stats import mean_sem
+
+    values = np.array([[1.0, 2.0, 4.0], [3.0, np.nan, 4.0], [5.0, 7.0, 4.0], [2.0, 1.0, np.nan]])
+    mean, sem = mean_sem(values)
+    np.testing.assert_allclose(mean, [2.75, 10 / 3, 4.0])
+    n = np.isfinite(values).sum(0)
+    np.testing.assert_allclose(sem, np.nanstd(values, axis=0, ddof=1) / np.sqrt(n))
+    assert sem[2] == 0.0 and sem[0] == pytest.approx(np.std([1, 3, 5, 2], ddof=1) / 2)
