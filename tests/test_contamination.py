@@ -274,6 +274,30 @@ TINY = ["backbone.arch=wav2vec2", "backbone.finetune=frozen", "backbone.config.h
         "pooling.window_s=1.0", "pooling.n_windows=1"]
 
 
+def test_group_scores_and_chance_on_planted_items():
+    """Per-group accuracy and chance (the majority label of the items each test item's probe was fitted on) against
+    hand-counted answers: cross-validated folds, and a published split where validation items tip the majority."""
+    from braintune.downstream.evaluate import group_results
+    from braintune.downstream.tasks import Item, TaskData
+
+    def task(rows):
+        return TaskData("t", "classification", [Item(id=i, label=label, split=split) for i, label, split in rows])
+
+    folds = task([("a0", "x", "fold0"), ("a1", "x", "fold0"), ("a2", "y", "fold0"),
+                  ("b0", "y", "fold1"), ("b1", "y", "fold1"), ("b2", "x", "fold1")])
+    # fold0 is fitted on fold1 (majority y), fold1 on fold0 (majority x): chance is right on a2 and b2 only
+    out = group_results(folds, np.arange(6), {"m": np.array(["x"] * 6)}, {"a": {"a0", "a1", "a2"}, "b2": {"b2"},
+                                                                          "none": {"zz"}}, 0, 0)
+    assert out["a"]["n"] == 3 and out["a"]["chance"] == pytest.approx(1 / 3) and out["a"]["accuracy"] == pytest.approx(2 / 3)
+    assert (out["b2"]["n"], out["b2"]["chance"], out["b2"]["accuracy"]) == (1, 1.0, 1.0) and out["none"] == {"n": 0}
+    assert out["a"]["ci"] == {} and out["a"]["models"]["m"]["accuracy"] == out["a"]["accuracy"]
+    published = task([("t0", "x", "train"), ("t1", "y", "train"), ("t2", "y", "train"), ("v0", "x", "validation"),
+                      ("v1", "x", "validation"), ("s0", "x", "test"), ("s1", "y", "test")])
+    # train alone has majority y; train + validation has x (3 of 5): chance predicts x for both test items
+    out = group_results(published, np.array([5, 6]), {"m": np.array(["y", "y"])}, {"all": {"s0", "s1"}}, 0, 0)
+    assert (out["all"]["n"], out["all"]["chance"], out["all"]["accuracy"]) == (2, 0.5, 0.5)
+
+
 def test_downstream_reports_unseen_episode_accuracy(tmp_path):
     """A Friends-tuned checkpoint; the synthetic MUStARD's 6 Friends clips re-written to quote 2 tuned episodes,
     2 untuned ones and nowhere (2): the summary places them, and scores the 4 unseen and 2 seen clips apart."""
