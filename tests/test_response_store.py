@@ -118,3 +118,16 @@ def test_the_sweep_removes_dead_writers_and_stale_entries_only(tmp_path):
     os.utime(root / "stale" / "meta.json", (old, old))
     response_store._sweep(root)
     assert sorted(p.name for p in root.iterdir()) == [f".k2.{os.getpid()}.tmp", "fresh"]
+
+
+def test_the_store_holds_the_planted_columns_z_scored(tmp_path):
+    from scipy import stats
+
+    study = _study(tmp_path / "data")
+    stored = store_responses(study, ["UTS01", "UTS02"], ["alpha", "beta"], cache_dir=tmp_path / "cache")
+    planted = {"UTS01": np.delete(np.arange(6), 1), "UTS02": np.delete(np.arange(9), 4)}  # the NaN and constant columns
+    for p, kept in planted.items():
+        np.testing.assert_array_equal(stored.kept[p], kept)
+        for run in ("alpha", "beta"):  # oracle: scipy's z-score of the file's kept columns
+            raw = study.sources[(p, run)].read()[:, kept]
+            np.testing.assert_allclose(np.asarray(stored.data[(p, run)]), stats.zscore(raw, axis=0), rtol=1e-5, atol=1e-5)
