@@ -206,12 +206,12 @@ def remove(cfg: Config) -> dict:
                  **drop_summary(before, after, fits_before, fits_after, layers, cfg)}
         entry["drop_vs_probe_r"], entry["drop_vs_probe_p"] = key_statistic(entry, layers)
         props[name] = entry
-    normalized = all(d.ceiling is not None for d in data.values())
+    metric = "r/ceiling" if all(d.ceiling is not None for d in data.values()) else "r"
     for entry in props.values():
-        entry["alignment_metric"] = "r/ceiling" if normalized else "r"
+        entry["alignment_metric"] = metric
     summary = {"model": model.entry, "layers": layers, "properties": props, "test_runs": splits.test_runs,
                "participants": participants, "method": rc.method, "fit_on": rc.fit_on,
-               "alignment_metric": "r/ceiling" if normalized else "r", "n_words": int(len(train)),
+               "alignment_metric": metric, "n_words": int(len(train)),
                "n_train_words": int(train.sum()), "word_features": {"context_words": rc.context_words},
                "to_trs": {"method": rc.to_trs, "lookahead_s": max(lookahead_s(rc.to_trs, w, study.runs[r].timing.tr)
                                                                   for r, w in words.items())},
