@@ -187,12 +187,11 @@ def build_world(root: Path) -> dict:
     w = {"tmp": root, "marker": root / "PAYLOAD_RAN", "file": root / "a_file", "pid": os.getpid()}
     w["file"].write_text("not a directory")
     w.update(_stories(root))
-    both = ("sub-01", "sub-02")
-    w["bids_escape"] = _bids(root, "bids_escape", {p: "onset\tduration\tstim_file\n0.0\t30\t../../outside.wav\n" for p in both})
-    w["bids_absolute"] = _bids(root, "bids_absolute", {p: f"onset\tduration\tstim_file\n0.0\t30\t{root / 'outside.wav'}\n"
-                                                     for p in ("sub-01", "sub-02")})
-    w["bids_columns"] = _bids(root, "bids_columns", {p: "onset\tduration\n0.0\t30\n" for p in ("sub-01", "sub-02")})
-    w["bids_onset"] = _bids(root, "bids_onset", {p: "onset\tduration\tstim_file\nsoon\t30\tstory.wav\n" for p in ("sub-01", "sub-02")})
+    both = ("sub-01", "sub-02")  # participants given the same events.tsv text
+    w["bids_escape"] = _bids(root, "bids_escape", dict.fromkeys(both, "onset\tduration\tstim_file\n0.0\t30\t../../outside.wav\n"))
+    w["bids_absolute"] = _bids(root, "bids_absolute", dict.fromkeys(both, f"onset\tduration\tstim_file\n0.0\t30\t{root / 'outside.wav'}\n"))
+    w["bids_columns"] = _bids(root, "bids_columns", dict.fromkeys(both, "onset\tduration\n0.0\t30\n"))
+    w["bids_onset"] = _bids(root, "bids_onset", dict.fromkeys(both, "onset\tduration\tstim_file\nsoon\t30\tstory.wav\n"))
     w["bids_noevents"] = _bids(root, "bids_noevents", with_events=False)
     w["bids_disagree"] = _bids(root, "bids_disagree", {"sub-02": "onset\tduration\tstim_file\n0.0\t30\tother.wav\n"})
     _wav(w["bids_disagree"] / "stimuli" / "other.wav", 30.0)
