@@ -172,11 +172,9 @@ SUMMARY = {
 @pytest.fixture
 def run(tmp_path):
     """A run directory as train.py leaves it: checkpoint, summary.json, a brain map after tuning, logged metrics."""
-    import matplotlib
+    from braintune.evaluation.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     _, ckpt = _checkpoint(tmp_path, "lora", filename="run/checkpoints/best-epoch=2.ckpt")
     (tmp_path / "run/summary.json").write_text(json.dumps(SUMMARY))
     (tmp_path / "run/brain_maps/after").mkdir(parents=True)
