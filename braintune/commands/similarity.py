@@ -28,6 +28,7 @@ from ..errors import ConfigError
 from ..evaluation.alignment import stack_features
 from ..evaluation.cache import FeatureCache
 from ..evaluation.features import study_features
+from ..evaluation.stats import mean_sem
 from ..models import checkpoint_entry, load_model
 from .common import alignment_settings, extraction, open_splits, write_summary
 from .remove import model_layers, run_words, to_trs, word_level
@@ -67,8 +68,11 @@ def settings_of(cfg: Config) -> layerwise.SimilaritySettings:
 
 
 def _mean_sem(values: list) -> tuple[float, float]:
-    v = np.array(values, float)
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+    """Mean and SEM over participants (``stats.mean_sem``); the SEM of one participant is reported as 0."""
+    if len(values) < 2:
+        return float(np.mean(values)), 0.0
+    mean, sem = mean_sem(values)
+    return float(mean), float(sem)
 
 
 def measure_summary(results: dict, layers: list[int]) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..evaluation.plots import pyplot
+from ..evaluation.plots import pyplot, save_figure
 from . import probe as P
 from .tasks import TaskData, read_task
 from .tasks.synthetic_mustard import write_if_missing
@@ -152,8 +152,4 @@ def plot_task(name: str, result: dict, out_dir: Path) -> Path:
             ax.axhline(result["chance"], color="grey", ls="--", label="chance (majority)")
         ax.set(xlabel="hidden state (0 = embeddings)", ylabel=key, title=f"{name}: {key}")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(out_dir) / f"downstream_{name}.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, Path(out_dir) / f"downstream_{name}.png", dpi=100)
