@@ -12,6 +12,7 @@ import torch
 from braintune.analysis.word_features import lookahead_s, word_features, word_windows, words_to_trs
 from braintune.backbones import build_backbone
 from braintune.config import load_config
+from braintune.data.modalities import read_span
 from braintune.data.study import Run
 from braintune.data.timing import RunTiming
 from braintune.data.words import Word
@@ -88,3 +89,28 @@ def test_a_speech_backbone_reads_the_span_up_to_each_words_end(tmp_path):
     np.testing.assert_allclose(later[:, :3], feats[:, :3], rtol=1e-5, atol=1e-6)  # a later word changes no earlier one
     with pytest.raises(ValueError, match="pass the run"):
         word_features(model, words, [0], 1)
+
+
+
+def test_a_speech_word_is_read_from_its_contexts_first_onset_to_its_own_end(tmp_path, monkeypatch):
+    """Planted spans: with one word of context, word i is read over [onset of word i - 1, end of word i]."""
+    import braintune.analysis.word_features as wf
+
+    cfg = load_config(None, ["backbone.arch=wav2vec2", "backbone.finetune=frozen",
+                             "backbone.config={conv_dim: [16,16,16,16,16,16,16], hidden_size: 16, num_hidden_layers: 1, "
+                             "num_attention_heads: 2, intermediate_size: 32, num_conv_pos_embeddings: 16, "
+                             "num_conv_pos_embedding_groups: 2}"])
+    torch.manual_seed(0)
+    model = build_backbone(cfg.backbone, cfg.data).eval()
+    wav = tmp_path / "run.wav"
+    sf.write(wav, np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32) * 0.1, 16000)
+    spans = []
+
+    def spy(run, start, end, spec):
+        spans.append((start, end))
+        return read_span(run, start, end, spec)
+
+    monkeypatch.setattr(wf, "read_span", spy)
+    word_features(model, _words(["a", "b", "c", "d"], step=0.6, dur=0.4), [1], context_words=1,
+                  run=Run("run", wav, RunTiming(1.0, 3, 0.5), 3.0))
+    np.testing.assert_allclose(spans, [(0.0, 0.4), (0.0, 1.0), (0.6, 1.6), (1.2, 2.2)])
