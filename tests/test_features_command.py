@@ -30,3 +30,14 @@ def test_features_command_writes_each_run_with_row_times_and_bound(tmp_path):
     assert again["feature_cache"]["hits"] == 3 and again["feature_cache"]["misses"] == 0
     with np.load(out / "features" / "story01.npz") as f:
         np.testing.assert_array_equal(f["features"], first)
+
+
+def test_a_layer_the_backbone_lacks_is_refused_before_extraction(tmp_path, capsys):
+    argv = ["features", "-c", "configs/demo.yaml", f"data.root={tmp_path / 'stories'}", "data.synthetic.stories=2",
+            "data.synthetic.story_seconds=40", "data.synthetic.participants=2", "data.synthetic.targets=[4,4]",
+            "data.heldout_participants=[]", "alignment.layers=[1,99]", "alignment.cache_dir=null",
+            f"out_dir={tmp_path / 'feats'}"]
+    assert main(argv) == 2  # the demo backbone has 4 hidden states
+    err = capsys.readouterr().err
+    assert "alignment.layers [1, 99]" in err and "hidden states [99]" in err and "Traceback" not in err
+    assert not (tmp_path / "feats" / "features").exists()

@@ -62,11 +62,6 @@ def measure_model(cfg: Config, study: Study, splits: Splits, model: Model) -> tu
                           "alignment and compare normalise by the repeat-based noise ceiling: set alignment.ceiling=repeats (the default)")
     cache = feature_cache(cfg, model)
     settings = alignment_settings(cfg)
-    deep = [l for l in settings.layers or () if not -model.backbone.num_layers <= l < model.backbone.num_layers]
-    if deep:
-        raise ConfigError(f"alignment.layers {list(settings.layers)} (alignment.recipe={cfg.alignment.recipe}) name hidden "
-                          f"states {deep}, but the backbone has {model.backbone.num_layers} (0 = embeddings); set "
-                          f"alignment.layers to indices below {model.backbone.num_layers}")
     result = measure_alignment(model.backbone, model.layer, study, splits.participants + splits.heldout,
                                splits.test_runs, settings, model.device, cache)
     summary = result.summary()

@@ -13,7 +13,7 @@ from ..data.formats import layout_labels
 from ..data.responses import prepare_responses, zscore
 from ..data.study import Study
 from ..data.targets import read_labels
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .ceiling import noise_ceiling
 from .encoding import RidgeEncoder
 from .features import Extraction, study_features
@@ -115,8 +115,14 @@ def target_names(study: Study, participant: str, labels: str | None) -> np.ndarr
 
 
 def measured_layers(settings: AlignmentSettings, n_layers: int, headline_layer: int) -> list[int]:
-    """``settings.layers`` (or every hidden state), with the headline layer added when missing."""
+    """``settings.layers`` (or every hidden state), with the headline layer added when missing; layers the backbone
+    does not have are refused (a ``ConfigError`` naming them) before any feature is extracted."""
     layers = list(settings.layers) if settings.layers is not None else list(range(n_layers))
+    deep = [l for l in layers if not -n_layers <= l < n_layers]
+    if deep:
+        raise ConfigError(f"alignment.layers {layers} (set, or the alignment.recipe's default) name hidden states {deep}, "
+                          f"but the backbone has {n_layers} (0 = embeddings); set alignment.layers to indices below "
+                          f"{n_layers}")
     return layers if headline_layer in layers else layers + [headline_layer]
 
 
